@@ -1,0 +1,1 @@
+"""Outpaint Jobs: tracks outpaint jobs through the ModelsLab API."""

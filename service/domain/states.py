@@ -1,0 +1,50 @@
+"""The job state machine of CONTRACT.md, as plain data."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELED = "canceled"
+
+
+TERMINAL: frozenset[JobStatus] = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELED}
+)
+UNFINISHED: frozenset[JobStatus] = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
+
+ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset(
+        {JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELED}
+    ),
+    JobStatus.PROCESSING: frozenset(
+        {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELED}
+    ),
+    **{s: frozenset() for s in TERMINAL},
+}
+
+
+class IllegalTransition(ValueError):
+    def __init__(self, from_status: JobStatus, to_status: JobStatus) -> None:
+        super().__init__(f"{from_status} -> {to_status} is not a legal transition")
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+def can_transition(from_status: JobStatus, to_status: JobStatus) -> bool:
+    return to_status in ALLOWED[from_status]
+
+
+def check_transition(from_status: JobStatus, to_status: JobStatus) -> None:
+    if not can_transition(from_status, to_status):
+        raise IllegalTransition(from_status, to_status)
+
+
+def is_terminal(status: JobStatus) -> bool:
+    return status in TERMINAL

@@ -1,0 +1,89 @@
+"""One typed settings object, read once from the environment (and `.env`).
+
+The names of the public settings are fixed by CONTRACT.md; the rest are ours and are
+listed in the README's settings table.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./outpaint-jobs.db"
+SIMULATOR_MOUNT = "/simulator"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = ""
+    modelslab_api_key: str | None = None
+    modelslab_base_url: str = "https://modelslab.com/api/v6"
+
+    eta_grace_seconds: float = Field(10.0, ge=0)
+    sweep_interval_seconds: float = Field(5.0, gt=0)
+    job_timeout_seconds: float = Field(3600.0, gt=0)
+    poll_concurrency: int = Field(16, ge=1)
+    submit_concurrency: int = Field(8, ge=1)
+    webhook_secret: str | None = None
+    allow_private_callbacks: bool = False
+    log_format: str = Field("console", pattern="^(console|json)$")
+    log_level: str = "INFO"
+
+    # Ours (documented in the README).
+    lease_seconds: float = Field(60.0, gt=0)
+    provider_timeout_seconds: float = Field(20.0, gt=0)
+    submit_idle_seconds: float = Field(1.0, gt=0)
+    poll_backoff_base_seconds: float = Field(5.0, gt=0)
+    poll_backoff_max_seconds: float = Field(300.0, gt=0)
+    retry_backoff_base_seconds: float = Field(2.0, gt=0)
+    retry_backoff_max_seconds: float = Field(300.0, gt=0)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    # The built-in simulator (used when MODELSLAB_API_KEY is unset).
+    sim_eta_seconds: float = Field(3.0, ge=0)
+    sim_webhook_drop_rate: float = Field(0.0, ge=0, le=1)
+    sim_webhook_duplicate_rate: float = Field(0.0, ge=0, le=1)
+    sim_webhook_delay_seconds: float = Field(0.0, ge=0)
+    sim_failure_rate: float = Field(0.0, ge=0, le=1)
+    sim_seed: int | None = None
+
+    @model_validator(mode="after")
+    def _lease_covers_calls(self) -> Settings:
+        if self.lease_seconds < 2 * self.provider_timeout_seconds:
+            raise ValueError(
+                "LEASE_SECONDS must be at least twice PROVIDER_TIMEOUT_SECONDS, "
+                "so a live claim never expires mid-call"
+            )
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """Where ModelsLab (or the simulator) reaches this service."""
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def uses_simulator(self) -> bool:
+        return not self.modelslab_api_key
+
+    @property
+    def provider_base_url(self) -> str:
+        if self.uses_simulator:
+            return f"{self.base_url}{SIMULATOR_MOUNT}/api/v6"
+        return self.modelslab_base_url.rstrip("/")
+
+    @property
+    def provider_key(self) -> str:
+        return self.modelslab_api_key or "simulator"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; tests pass overrides instead of touching the environment."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Persistence: tables, engine set-up and every query (called through `Store`)."""

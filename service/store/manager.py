@@ -1,0 +1,444 @@
+"""`Store`: the one manager through which the service reads and writes the database.
+
+Every method is one short transaction; none is open while the service waits on the network.
+Every state change is a compare-and-set on the state (and claim) it expects, recorded in
+`job_events` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.domain.jobs import Event, Job
+from service.domain.outcomes import path_to
+from service.domain.requests import JobRequest
+from service.domain.states import TERMINAL, JobStatus
+from service.store import queries as q
+from service.store.tables import jobs
+
+KEY_PREFIX = "opj_"
+WEBHOOK_SECRET_KEY = "webhook_secret"
+
+
+@dataclass(frozen=True)
+class Note:
+    """An event recorded beside a change, whether or not the change happens."""
+
+    kind: str
+    source: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Applied:
+    job: Job | None  # the row after the change, or as found when nothing changed
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    client_id: int
+    client_name: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    prefix: str
+    client_name: str
+    scopes: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def request_hash(request: JobRequest) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def job_from_row(row: Row[Any]) -> Job:
+    m = row._mapping
+    return Job(
+        id=m["id"],
+        public_id=m["public_id"],
+        client_id=m["client_id"],
+        status=JobStatus(m["status"]),
+        request=m["request"],
+        provider_id=m["provider_id"],
+        eta_at=m["eta_at"],
+        fetch_result=m["fetch_result"],
+        output=list(m["output"] or []),
+        error_code=m["error_code"],
+        error_message=m["error_message"],
+        provider_status=m["provider_status"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        submitted_at=m["submitted_at"],
+        completed_at=m["completed_at"],
+        next_poll_at=m["next_poll_at"],
+        polls=m["polls"],
+        webhooks=m["webhooks"],
+        attempts=m["attempts"],
+        submit_attempts=m["submit_attempts"],
+        version=m["version"],
+        lease_owner=m["lease_owner"],
+        lease_expires_at=m["lease_expires_at"],
+        callback_url=m["callback_url"],
+        metadata=m["metadata"] or {},
+    )
+
+
+def event_from_row(row: Row[Any]) -> Event:
+    m = row._mapping
+    return Event(
+        id=m["id"],
+        job_id=m["job_id"],
+        at=m["at"],
+        kind=m["kind"],
+        source=m["source"],
+        from_status=m["from_status"],
+        to_status=m["to_status"],
+        detail=m["detail"] or {},
+    )
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with another body."""
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # --- service state ---------------------------------------------------------------------
+
+    async def webhook_secret(self, configured: str | None) -> str:
+        """WEBHOOK_SECRET if set; otherwise one generated once and kept in the database."""
+        if configured:
+            return configured
+        async with self.engine.begin() as conn:
+            found = (await conn.execute(q.get_state(WEBHOOK_SECRET_KEY))).scalar()
+            if found is not None:
+                return str(found)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(q.insert_state(WEBHOOK_SECRET_KEY, secrets.token_urlsafe(32)))
+        except IntegrityError:
+            pass  # another process won the race; read theirs
+        async with self.engine.begin() as conn:
+            return str((await conn.execute(q.get_state(WEBHOOK_SECRET_KEY))).scalar_one())
+
+    # --- clients and keys --------------------------------------------------------------------
+
+    async def create_key(
+        self, client_name: str, scopes: Sequence[str], now: datetime
+    ) -> tuple[str, str | None]:
+        """A new key for the client (created if new). Returns the key, shown only now, and
+        for a new client its callback signing secret."""
+        raw_key = KEY_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
+        new_secret: str | None = None
+        async with self.engine.begin() as conn:
+            client = (await conn.execute(q.get_client_by_name(client_name))).first()
+            if client is None:
+                new_secret = "whsec_" + secrets.token_urlsafe(32)
+                client_id = (
+                    await conn.execute(q.insert_client(client_name, new_secret, now))
+                ).scalar_one()
+            else:
+                client_id = client.id
+            await conn.execute(
+                q.insert_key(client_id, raw_key[:12], hash_key(raw_key), ",".join(scopes), now)
+            )
+        return raw_key, new_secret
+
+    async def authenticate(self, raw_key: str, now: datetime) -> Principal | None:
+        digest = hash_key(raw_key)
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(q.find_active_key(digest))).first()
+            if row is None or not secrets.compare_digest(row.key_hash, digest):
+                return None
+            await conn.execute(q.touch_key(row.id, now, now - timedelta(seconds=60)))
+        return Principal(
+            key_id=row.id,
+            client_id=row.client_id,
+            client_name=row.client_name,
+            scopes=frozenset(s for s in row.scopes.split(",") if s),
+        )
+
+    async def list_keys(self) -> list[KeyInfo]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q.list_keys())).all()
+        return [
+            KeyInfo(r.prefix, r.client_name, r.scopes, r.created_at, r.revoked_at, r.last_used_at)
+            for r in rows
+        ]
+
+    async def revoke_key(self, prefix: str, now: datetime) -> bool:
+        async with self.engine.begin() as conn:
+            return bool((await conn.execute(q.revoke_key(prefix, now))).rowcount)
+
+    async def count_keys(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(q.count_keys())).scalar_one())
+
+    # --- jobs: create and read ---------------------------------------------------------------
+
+    async def create_job(
+        self, client_id: int, request: JobRequest, idempotency_key: str | None, now: datetime
+    ) -> tuple[Job, bool]:
+        """Insert a queued job and its first event. With an Idempotency-Key, the unique
+        constraint decides between concurrent identical requests: the loser reads the
+        winner's job. Returns (job, created)."""
+        digest = request_hash(request)
+        values = {
+            "public_id": "job_" + secrets.token_hex(12),
+            "client_id": client_id,
+            "status": JobStatus.QUEUED.value,
+            "request": request.model_dump(mode="json", exclude={"callback_url", "metadata"}),
+            "idempotency_key": idempotency_key,
+            "request_hash": digest,
+            "output": [],
+            "created_at": now,
+            "updated_at": now,
+            "next_poll_at": now,
+            "callback_url": request.callback_url,
+            "metadata": request.metadata,
+        }
+        try:
+            async with self.engine.begin() as conn:
+                row = (await conn.execute(q.insert_job(values))).one()
+                await conn.execute(
+                    q.insert_event(
+                        row.id, now, "created", "api", {}, None, JobStatus.QUEUED.value
+                    )
+                )
+            return job_from_row(row), True
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+        async with self.engine.connect() as conn:
+            found = (
+                await conn.execute(q.get_job_by_idempotency_key(client_id, idempotency_key))
+            ).one()
+        if found.request_hash != digest:
+            raise IdempotencyConflict(idempotency_key)
+        return job_from_row(found), False
+
+    async def find_by_idempotency_key(self, client_id: int, key: str) -> tuple[Job, str] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q.get_job_by_idempotency_key(client_id, key))).first()
+        return (job_from_row(row), row.request_hash) if row else None
+
+    async def get_job(self, public_id: str, client_id: int | None = None) -> Job | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q.get_job_by_public_id(public_id, client_id))).first()
+        return job_from_row(row) if row else None
+
+    async def get_job_by_id(self, job_id: int) -> Job | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q.get_job(job_id))).first()
+        return job_from_row(row) if row else None
+
+    async def list_jobs(
+        self,
+        client_id: int | None,
+        status: JobStatus | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[Job]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q.list_jobs(client_id, status, before_id, limit))).all()
+        return [job_from_row(r) for r in rows]
+
+    async def list_events(self, job_id: int) -> list[Event]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q.list_events(job_id))).all()
+        return [event_from_row(r) for r in rows]
+
+    # --- claims -----------------------------------------------------------------------------
+
+    async def claim_for_submit(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[Job]:
+        stmt = q.claim_due(
+            JobStatus.QUEUED,
+            now,
+            owner,
+            lease_until,
+            limit,
+            extra={"submit_attempts": jobs.c.submit_attempts + 1},
+        )
+        return await self._claim(stmt)
+
+    async def claim_for_poll(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[Job]:
+        return await self._claim(q.claim_due(JobStatus.PROCESSING, now, owner, lease_until, limit))
+
+    async def claim_job(
+        self, job_id: int, now: datetime, owner: str, lease_until: datetime
+    ) -> Job | None:
+        rows = await self._claim(
+            q.claim_one(job_id, [JobStatus.PROCESSING], now, owner, lease_until)
+        )
+        return rows[0] if rows else None
+
+    async def _claim(self, stmt: Any) -> list[Job]:
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_poll_at, j.id))
+
+    async def release_claims(self, owner: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(q.release_claims(owner))
+
+    # --- changes -----------------------------------------------------------------------------
+
+    async def apply(
+        self,
+        job: Job,
+        now: datetime,
+        *,
+        source: str,
+        to_status: JobStatus | None = None,
+        values: dict[str, Any] | None = None,
+        owner: str | None = None,
+        notes: Iterable[Note] = (),
+    ) -> Applied:
+        """One transaction: record `notes`, then compare-and-set the job from the state the
+        caller saw (`job.status`, and `owner`'s claim if given) to `to_status` with `values`.
+        Without `to_status`, only `values` change, under the same conditions."""
+        async with self.engine.begin() as conn:
+            for note in notes:
+                await conn.execute(q.insert_event(job.id, now, note.kind, note.source, note.detail))
+            return await self._apply(conn, job, now, source, to_status, values or {}, owner)
+
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        job: Job,
+        now: datetime,
+        source: str,
+        to_status: JobStatus | None,
+        values: dict[str, Any],
+        owner: str | None,
+    ) -> Applied:
+        if to_status is None:
+            if job.status in TERMINAL:
+                return await self._not_applied(conn, job, now, source, None)
+            row = (
+                await conn.execute(
+                    q.update_job(job.id, values, now, expect_status=job.status, expect_owner=owner)
+                )
+            ).first()
+            if row is None:
+                return await self._not_applied(conn, job, now, source, None)
+            return Applied(job_from_row(row), True)
+
+        steps = path_to(job.status, to_status)
+        if not steps:
+            return await self._not_applied(conn, job, now, source, to_status)
+        current = job
+        for i, step in enumerate(steps):
+            step_values: dict[str, Any] = {"status": step.value}
+            if i == len(steps) - 1:
+                step_values.update(values)
+            if step in TERMINAL:
+                step_values.update(
+                    completed_at=now, next_poll_at=None, lease_owner=None, lease_expires_at=None
+                )
+            row = (
+                await conn.execute(
+                    q.update_job(
+                        job.id, step_values, now, expect_status=current.status, expect_owner=owner
+                    )
+                )
+            ).first()
+            if row is None:
+                return await self._not_applied(conn, current, now, source, to_status)
+            await conn.execute(
+                q.insert_event(
+                    job.id, now, "transition", source, {}, current.status.value, step.value
+                )
+            )
+            current = job_from_row(row)
+        return Applied(current, True)
+
+    async def _not_applied(
+        self,
+        conn: AsyncConnection,
+        job: Job,
+        now: datetime,
+        source: str,
+        wanted: JobStatus | None,
+    ) -> Applied:
+        row = (await conn.execute(q.get_job(job.id))).first()
+        found = job_from_row(row) if row else None
+        detail: dict[str, Any] = {
+            "expected": job.status.value,
+            "found": found.status.value if found else None,
+        }
+        if wanted is not None:
+            detail["wanted"] = wanted.value
+        if found is not None:
+            await conn.execute(q.insert_event(job.id, now, "ignored", source, detail))
+        return Applied(found, False)
+
+    async def record_webhook(
+        self,
+        job_id: int,
+        now: datetime,
+        raw_body: str,
+        to_status: JobStatus | None,
+        values: dict[str, Any],
+        notes: Iterable[Note] = (),
+        reject_reason: str | None = None,
+    ) -> Applied:
+        """Store a webhook's raw body, count it, and apply it, in one transaction.
+
+        With `reject_reason`, the webhook is recorded and counted but changes nothing else.
+        """
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    q.update_job(job_id, {"webhooks": jobs.c.webhooks + 1}, now)
+                )
+            ).first()
+            if row is None:
+                return Applied(None, False)
+            job = job_from_row(row)
+            detail: dict[str, Any] = {"body": raw_body}
+            if reject_reason:
+                detail["rejected"] = reject_reason
+            await conn.execute(q.insert_event(job_id, now, "webhook", "provider", detail))
+            for note in notes:
+                await conn.execute(q.insert_event(job_id, now, note.kind, note.source, note.detail))
+            if reject_reason:
+                return Applied(job, False)
+            if to_status is None and not values:
+                return Applied(job, False)
+            return await self._apply(conn, job, now, "webhook", to_status, values, None)
+
+    async def reset_for_tests(self) -> None:
+        async with self.engine.begin() as conn:
+            for stmt in q.delete_everything():
+                await conn.execute(stmt)

@@ -1,0 +1,241 @@
+"""Every SQL statement the service runs, named, in one place. `Store` executes them.
+
+Each function builds a SQLAlchemy Core statement; none touches a connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Delete, Insert, Select, Update, and_, delete, func, insert, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from service.domain.states import JobStatus
+from service.store.tables import api_keys, clients, job_events, jobs, service_state
+
+# --- service state -----------------------------------------------------------------------
+
+
+def get_state(key: str) -> Select[Any]:
+    return select(service_state.c.value).where(service_state.c.key == key)
+
+
+def insert_state(key: str, value: str) -> Insert:
+    return insert(service_state).values(key=key, value=value)
+
+
+# --- clients and keys --------------------------------------------------------------------
+
+
+def get_client_by_name(name: str) -> Select[Any]:
+    return select(clients).where(clients.c.name == name)
+
+
+def insert_client(name: str, callback_secret: str, now: datetime) -> Insert:
+    return (
+        insert(clients)
+        .values(name=name, callback_secret=callback_secret, created_at=now)
+        .returning(clients.c.id)
+    )
+
+
+def insert_key(client_id: int, prefix: str, key_hash: str, scopes: str, now: datetime) -> Insert:
+    return insert(api_keys).values(
+        client_id=client_id, prefix=prefix, key_hash=key_hash, scopes=scopes, created_at=now
+    )
+
+
+def find_active_key(key_hash: str) -> Select[Any]:
+    return (
+        select(api_keys, clients.c.name.label("client_name"))
+        .join(clients, clients.c.id == api_keys.c.client_id)
+        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+    )
+
+
+def touch_key(key_id: int, now: datetime, stale_before: datetime) -> Update:
+    """Record last use, at most once per interval per key (keeps reads cheap)."""
+    return (
+        update(api_keys)
+        .where(
+            api_keys.c.id == key_id,
+            or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < stale_before),
+        )
+        .values(last_used_at=now)
+    )
+
+
+def list_keys() -> Select[Any]:
+    return (
+        select(api_keys, clients.c.name.label("client_name"))
+        .join(clients, clients.c.id == api_keys.c.client_id)
+        .order_by(api_keys.c.id)
+    )
+
+
+def revoke_key(prefix: str, now: datetime) -> Update:
+    return (
+        update(api_keys)
+        .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def count_keys() -> Select[Any]:
+    return select(func.count()).select_from(api_keys)
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+def insert_job(values: Mapping[str, Any]) -> Insert:
+    return insert(jobs).values(**values).returning(*jobs.c)
+
+
+def get_job_by_public_id(public_id: str, client_id: int | None) -> Select[Any]:
+    stmt = select(jobs).where(jobs.c.public_id == public_id)
+    if client_id is not None:
+        stmt = stmt.where(jobs.c.client_id == client_id)
+    return stmt
+
+
+def get_job(job_id: int) -> Select[Any]:
+    return select(jobs).where(jobs.c.id == job_id)
+
+
+def get_job_by_idempotency_key(client_id: int, key: str) -> Select[Any]:
+    return select(jobs).where(jobs.c.client_id == client_id, jobs.c.idempotency_key == key)
+
+
+def list_jobs(
+    client_id: int | None, status: JobStatus | None, before_id: int | None, limit: int
+) -> Select[Any]:
+    """Newest first, keyset-paginated on the primary key."""
+    stmt = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+    if client_id is not None:
+        stmt = stmt.where(jobs.c.client_id == client_id)
+    if status is not None:
+        stmt = stmt.where(jobs.c.status == status.value)
+    if before_id is not None:
+        stmt = stmt.where(jobs.c.id < before_id)
+    return stmt
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now)
+
+
+def claim_due(
+    status: JobStatus,
+    now: datetime,
+    owner: str,
+    lease_until: datetime,
+    limit: int,
+    extra: Mapping[str, Any] | None = None,
+) -> Update:
+    """Claim up to `limit` due jobs in one statement.
+
+    PostgreSQL: a CTE `FOR UPDATE SKIP LOCKED` then `UPDATE … FROM cte RETURNING`, so
+    replicas never claim the same row. SQLite drops the lock clause; its single writer
+    (BEGIN IMMEDIATE) gives the same guarantee.
+    """
+    due = (
+        select(jobs.c.id)
+        .where(
+            jobs.c.status == status.value,
+            jobs.c.next_poll_at <= now,
+            _claimable(now),
+        )
+        .order_by(jobs.c.next_poll_at, jobs.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    return (
+        update(jobs)
+        .where(jobs.c.id == due.c.id)
+        .values(lease_owner=owner, lease_expires_at=lease_until, **(extra or {}))
+        .returning(*jobs.c)
+    )
+
+
+def claim_one(
+    job_id: int, statuses: Iterable[JobStatus], now: datetime, owner: str, lease_until: datetime
+) -> Update:
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == job_id,
+            jobs.c.status.in_([s.value for s in statuses]),
+            _claimable(now),
+        )
+        .values(lease_owner=owner, lease_expires_at=lease_until)
+        .returning(*jobs.c)
+    )
+
+
+def update_job(
+    job_id: int,
+    values: Mapping[str, Any],
+    now: datetime,
+    expect_status: JobStatus | Iterable[JobStatus] | None = None,
+    expect_owner: str | None = None,
+) -> Update:
+    """Compare-and-set: changes the row only if it is still in the expected state (and,
+    for a worker, still under its claim). Every change bumps `version`."""
+    conditions: list[ColumnElement[bool]] = [jobs.c.id == job_id]
+    if isinstance(expect_status, JobStatus):
+        conditions.append(jobs.c.status == expect_status.value)
+    elif expect_status is not None:
+        conditions.append(jobs.c.status.in_([s.value for s in expect_status]))
+    if expect_owner is not None:
+        conditions.append(jobs.c.lease_owner == expect_owner)
+    return (
+        update(jobs)
+        .where(and_(*conditions))
+        .values(updated_at=now, version=jobs.c.version + 1, **values)
+        .returning(*jobs.c)
+    )
+
+
+def release_claims(owner: str) -> Update:
+    """Hand back every claim of one worker (on shutdown)."""
+    return (
+        update(jobs)
+        .where(jobs.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+def insert_event(
+    job_id: int,
+    at: datetime,
+    kind: str,
+    source: str,
+    detail: Mapping[str, Any],
+    from_status: str | None = None,
+    to_status: str | None = None,
+) -> Insert:
+    return insert(job_events).values(
+        job_id=job_id,
+        at=at,
+        kind=kind,
+        source=source,
+        from_status=from_status,
+        to_status=to_status,
+        detail=dict(detail),
+    )
+
+
+def list_events(job_id: int) -> Select[Any]:
+    return select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+
+
+def delete_everything() -> list[Delete]:
+    """Tests only: empty every table, children first."""
+    return [delete(t) for t in (job_events, jobs, api_keys, clients, service_state)]

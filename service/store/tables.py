@@ -1,0 +1,120 @@
+"""The tables. Migrations in `migrations/` create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from service.store.types import Json, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+UNFINISHED_SQL = "status IN ('queued', 'processing')"
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("callback_secret", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("client_id", BigId, ForeignKey("clients.id"), nullable=False, index=True),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+    Column("last_used_at", UTCDateTime()),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),  # the track_id
+    Column("public_id", String(40), nullable=False, unique=True),
+    Column("client_id", BigId, ForeignKey("clients.id"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("request", Json, nullable=False),
+    Column("idempotency_key", String(200)),
+    Column("request_hash", String(64), nullable=False),
+    Column("provider_id", String(100)),
+    Column("provider_status", String(100)),
+    Column("eta_at", UTCDateTime()),
+    Column("fetch_result", Text),
+    Column("output", Json, nullable=False),
+    Column("error_code", String(100)),
+    Column("error_message", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("submitted_at", UTCDateTime()),
+    Column("completed_at", UTCDateTime()),
+    Column("next_poll_at", UTCDateTime()),
+    Column("polls", Integer, nullable=False, server_default="0"),
+    Column("webhooks", Integer, nullable=False, server_default="0"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("submit_attempts", Integer, nullable=False, server_default="0"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", UTCDateTime()),
+    Column("callback_url", Text),
+    Column("metadata", Json, nullable=False),
+    UniqueConstraint("client_id", "idempotency_key"),
+    # The claim queries of the submitter and the sweeper scan only unfinished jobs.
+    Index(
+        "ix_jobs_due_unfinished",
+        "status",
+        "next_poll_at",
+        postgresql_where=text(UNFINISHED_SQL),
+        sqlite_where=text(UNFINISHED_SQL),
+    ),
+    Index("ix_jobs_client_id_id", "client_id", "id"),
+    Index("ix_jobs_status_id", "status", "id"),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("from_status", String(20)),
+    Column("to_status", String(20)),
+    Column("detail", Json, nullable=False),
+    Index("ix_job_events_job_id_id", "job_id", "id"),
+)
+
+service_state = Table(
+    "service_state",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
