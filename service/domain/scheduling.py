@@ -15,7 +15,9 @@ def is_past_deadline(started_at: datetime, timeout_seconds: float, now: datetime
     return now >= deadline(started_at, timeout_seconds)
 
 
-def first_poll_at(submitted_at: datetime, eta_seconds: float | None, grace_seconds: float) -> datetime:
+def first_poll_at(
+    submitted_at: datetime, eta_seconds: float | None, grace_seconds: float
+) -> datetime:
     """A processing job is overdue at `submitted_at + eta + grace`: the sweeper's first poll."""
     eta = max(eta_seconds or 0.0, 0.0)
     return submitted_at + timedelta(seconds=eta + grace_seconds)

@@ -227,9 +227,7 @@ class Store:
             async with self.engine.begin() as conn:
                 row = (await conn.execute(q.insert_job(values))).one()
                 await conn.execute(
-                    q.insert_event(
-                        row.id, now, "created", "api", {}, None, JobStatus.QUEUED.value
-                    )
+                    q.insert_event(row.id, now, "created", "api", {}, None, JobStatus.QUEUED.value)
                 )
             return job_from_row(row), True
         except IntegrityError:
@@ -323,14 +321,19 @@ class Store:
         values: dict[str, Any] | None = None,
         owner: str | None = None,
         notes: Iterable[Note] = (),
+        increments: Iterable[str] = (),
     ) -> Applied:
         """One transaction: record `notes`, then compare-and-set the job from the state the
         caller saw (`job.status`, and `owner`'s claim if given) to `to_status` with `values`.
-        Without `to_status`, only `values` change, under the same conditions."""
+        Without `to_status`, only `values` change, under the same conditions.
+        `increments` names counters (`polls`, `attempts`) to add one to."""
+        values = dict(values or {})
+        for name in increments:
+            values[name] = jobs.c[name] + 1
         async with self.engine.begin() as conn:
             for note in notes:
                 await conn.execute(q.insert_event(job.id, now, note.kind, note.source, note.detail))
-            return await self._apply(conn, job, now, source, to_status, values or {}, owner)
+            return await self._apply(conn, job, now, source, to_status, values, owner)
 
     async def _apply(
         self,
@@ -419,9 +422,7 @@ class Store:
         """
         async with self.engine.begin() as conn:
             row = (
-                await conn.execute(
-                    q.update_job(job_id, {"webhooks": jobs.c.webhooks + 1}, now)
-                )
+                await conn.execute(q.update_job(job_id, {"webhooks": jobs.c.webhooks + 1}, now))
             ).first()
             if row is None:
                 return Applied(None, False)

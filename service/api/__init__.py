@@ -1,0 +1,1 @@
+"""HTTP handlers. No SQL here: every read and write goes through `Store`."""

@@ -1,0 +1,40 @@
+"""`/healthz` (the process answers) and `/readyz` (database reachable, migrations at head)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api.context import ctx_of
+from service.store.migrate import current_revision, head_revision
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    ctx = ctx_of(request)
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(3):
+            async with ctx.store.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            current = await current_revision(ctx.store.engine)
+    except Exception as exc:  # any failure to reach the database means not ready
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+        return JSONResponse({"status": "unavailable", "checks": checks}, 503)
+    checks["database"] = "ok"
+    head = head_revision(ctx.settings.database_url)
+    if current != head:
+        checks["migrations"] = f"behind: at {current}, head is {head}"
+        return JSONResponse({"status": "unavailable", "checks": checks}, 503)
+    checks["migrations"] = "ok"
+    return JSONResponse({"status": "ok", "checks": checks})
+
+
+routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

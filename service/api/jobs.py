@@ -1,0 +1,208 @@
+"""`/v1/jobs`: create, read, list, events, cancel, refresh."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api.auth import (
+    JOBS_READ,
+    JOBS_WRITE,
+    OPS_READ,
+    require,
+    visible_client,
+    writable_client,
+)
+from service.api.bodies import parse_json, read_body
+from service.api.context import ctx_of
+from service.api.problems import Problem, not_found, validation_problem
+from service.api.representations import decode_cursor, encode_cursor, event_json, job_json
+from service.domain.jobs import Job
+from service.domain.requests import JobRequest
+from service.domain.states import TERMINAL, JobStatus
+from service.store.manager import IdempotencyConflict, request_hash
+from service.workers.context import new_owner
+from service.workers.poller import poll_job
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise Problem(
+            400,
+            "Bad Idempotency-Key",
+            f"The Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters.",
+        )
+    return key
+
+
+def _idempotency_conflict() -> Problem:
+    return Problem(
+        422,
+        "Idempotency-Key reused",
+        "This Idempotency-Key was used with a different request body.",
+        type_="idempotency-conflict",
+    )
+
+
+def _job_response(job: Job, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(job_json(job), status_code)
+
+
+async def create_job(request: Request) -> Response:
+    principal = await require(request, JOBS_WRITE)
+    ctx = ctx_of(request)
+    key = _idempotency_key(request)
+    data = parse_json(await read_body(request, ctx.settings.max_body_bytes))
+    if not isinstance(data, dict):
+        raise Problem(
+            422,
+            "Invalid request",
+            "The body must be a JSON object.",
+            type_="validation",
+            errors=[{"field": "body", "message": "must be an object", "type": "type"}],
+        )
+    try:
+        job_request = JobRequest.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+    if key is not None:
+        found = await ctx.store.find_by_idempotency_key(principal.client_id, key)
+        if found is not None:
+            job, digest = found
+            if digest != request_hash(job_request):
+                raise _idempotency_conflict()
+            return _job_response(job, 200)
+    try:
+        job, created = await ctx.store.create_job(
+            principal.client_id, job_request, key, ctx.work.clock()
+        )
+    except IdempotencyConflict:
+        raise _idempotency_conflict() from None
+    if not created:
+        return _job_response(job, 200)
+    ctx.wake_submitter()
+    response = _job_response(job, 202)
+    response.headers["Location"] = f"/v1/jobs/{job.public_id}"
+    return response
+
+
+async def _visible_job(request: Request, *scopes: str) -> Job:
+    principal = await require(request, *scopes)
+    job = await ctx_of(request).store.get_job(
+        request.path_params["job_id"], visible_client(principal)
+    )
+    if job is None:
+        raise not_found()
+    return job
+
+
+async def _writable_job(request: Request) -> Job:
+    principal = await require(request, JOBS_WRITE)
+    job = await ctx_of(request).store.get_job(
+        request.path_params["job_id"], writable_client(principal)
+    )
+    if job is None:
+        raise not_found()
+    return job
+
+
+async def get_job(request: Request) -> Response:
+    return _job_response(await _visible_job(request, JOBS_READ, OPS_READ))
+
+
+async def list_jobs(request: Request) -> Response:
+    principal = await require(request, JOBS_READ, OPS_READ)
+    params = request.query_params
+    errors = []
+    status: JobStatus | None = None
+    if params.get("status"):
+        try:
+            status = JobStatus(params["status"])
+        except ValueError:
+            errors.append({"field": "status", "message": "unknown status", "type": "enum"})
+    limit = 20
+    if params.get("limit"):
+        raw = params["limit"]
+        if raw.isdigit() and 1 <= int(raw) <= 100:
+            limit = int(raw)
+        else:
+            errors.append({"field": "limit", "message": "must be 1 to 100", "type": "range"})
+    if errors:
+        raise Problem(
+            422, "Invalid request", "Invalid query parameters.", type_="validation", errors=errors
+        )
+    before = decode_cursor(params["cursor"]) if params.get("cursor") else None
+    items = await ctx_of(request).store.list_jobs(
+        visible_client(principal), status, before, limit + 1
+    )
+    page, more = items[:limit], len(items) > limit
+    return JSONResponse(
+        {
+            "items": [job_json(j) for j in page],
+            "next_cursor": encode_cursor(page[-1].id) if more and page else None,
+        }
+    )
+
+
+async def list_events(request: Request) -> Response:
+    job = await _visible_job(request, JOBS_READ, OPS_READ)
+    events = await ctx_of(request).store.list_events(job.id)
+    return JSONResponse({"items": [event_json(e) for e in events]})
+
+
+async def cancel_job(request: Request) -> Response:
+    job = await _writable_job(request)
+    ctx = ctx_of(request)
+    for _ in range(3):  # the job may move under us (queued → processing); follow it
+        if job.status in TERMINAL:
+            raise Problem(
+                409, "Conflict", f"The job is already {job.status.value}.", type_="job-terminal"
+            )
+        applied = await ctx.store.apply(
+            job,
+            ctx.work.clock(),
+            source="api",
+            to_status=JobStatus.CANCELED,
+            values={"error_code": "canceled", "error_message": "canceled by the client"},
+        )
+        if applied.changed and applied.job is not None:
+            return _job_response(applied.job)
+        if applied.job is None:
+            raise not_found()
+        job = applied.job
+    raise Problem(409, "Conflict", "The job kept changing; try again.", type_="job-busy")
+
+
+async def refresh_job(request: Request) -> Response:
+    job = await _writable_job(request)
+    ctx = ctx_of(request)
+    if job.status is JobStatus.PROCESSING:
+        owner = new_owner("refresh")
+        now = ctx.work.clock()
+        claimed = await ctx.store.claim_job(job.id, now, owner, ctx.work.lease_until(now))
+        if claimed is not None:
+            applied = await poll_job(ctx.work, claimed, owner, source="refresh")
+            if applied.job is not None:
+                return _job_response(applied.job)
+        job = await ctx.store.get_job_by_id(job.id) or job
+    elif job.status is JobStatus.QUEUED:
+        ctx.wake_submitter()
+    return _job_response(job)
+
+
+routes = [
+    Route("/v1/jobs", create_job, methods=["POST"]),
+    Route("/v1/jobs", list_jobs, methods=["GET"]),
+    Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/events", list_events, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}/refresh", refresh_job, methods=["POST"]),
+]

@@ -1,0 +1,92 @@
+"""RFC 9457 problem details: every error the API answers is one of these."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+log = logging.getLogger("service.api")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://outpaint-jobs.dev/problems/"
+
+
+class Problem(Exception):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        type_: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = TYPE_BASE + (type_ or title.lower().replace(" ", "-"))
+        self.errors = errors
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return JSONResponse(body, self.status, headers=self.headers, media_type=PROBLEM_JSON)
+
+
+def validation_problem(exc: ValidationError) -> Problem:
+    errors = [
+        {
+            "field": ".".join(str(part) for part in err["loc"]) or "body",
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return Problem(
+        422,
+        "Invalid request",
+        "The request body does not match the schema.",
+        type_="validation",
+        errors=errors,
+    )
+
+
+def not_found(what: str = "Job") -> Problem:
+    return Problem(404, "Not found", f"{what} not found.", type_="not-found")
+
+
+async def handle_problem(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return exc.response()
+
+
+async def handle_http_exception(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Not found", 405: "Method not allowed"}
+    title = titles.get(exc.status_code, "HTTP error")
+    return Problem(
+        exc.status_code, title, str(exc.detail) if exc.detail else None, headers=exc.headers
+    ).response()
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Problem(500, "Internal error", "The error was logged.", type_="internal").response()
+
+
+EXCEPTION_HANDLERS = {
+    Problem: handle_problem,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,82 @@
+"""`POST /webhooks/modelslab/{token}`: ModelsLab's callback.
+
+The token names the job and proves the caller had our URL. The raw body is stored and
+applied in one transaction, and the 2xx goes out only after that commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api.bodies import parse_json, read_body
+from service.api.context import ctx_of
+from service.api.problems import Problem
+from service.domain.outcomes import outcome_of
+from service.domain.states import JobStatus
+from service.domain.tokens import read_token
+from service.provider.replies import parse_reply
+from service.store.manager import Note
+
+log = logging.getLogger("service.webhooks")
+
+
+def _unknown() -> Problem:
+    return Problem(404, "Not found", type_="not-found")
+
+
+async def modelslab_webhook(request: Request) -> Response:
+    ctx = ctx_of(request)
+    track_id = read_token(ctx.work.webhook_secret, request.path_params["token"])
+    if track_id is None:
+        log.warning("webhook refused: unknown token")
+        raise _unknown()
+    body = await read_body(request, ctx.settings.max_body_bytes)
+    data = parse_json(body)
+    reply = parse_reply(data)
+    raw = body.decode("utf-8", errors="replace")
+    now = ctx.work.clock()
+
+    reject = None
+    if reply.track_id is not None and reply.track_id != track_id:
+        reject = "track_id_mismatch"
+        log.warning(
+            "webhook for track_id %s carries track_id %s: refused", track_id, reply.track_id
+        )
+
+    outcome = outcome_of(reply)
+    values: dict[str, Any] = {"provider_status": reply.raw_status}
+    notes: list[Note] = []
+    if outcome.to_status is JobStatus.SUCCEEDED:
+        values["output"] = list(outcome.output)
+    elif outcome.to_status is JobStatus.FAILED:
+        values.update(error_code=outcome.error_code, error_message=outcome.error_message)
+    else:
+        values = {}
+        if outcome.warning:
+            log.warning("webhook for track_id %s: %s", track_id, outcome.warning)
+            notes.append(Note("warning", "webhook", {"warning": outcome.warning}))
+    if reply.provider_id and outcome.to_status is not None:
+        values.setdefault("provider_id", reply.provider_id)
+
+    applied = await ctx.store.record_webhook(
+        track_id, now, raw, outcome.to_status, values, notes, reject_reason=reject
+    )
+    if applied.job is None:
+        raise _unknown()
+    if reject:
+        raise Problem(422, "Mismatched webhook", "The body's track_id does not match the URL.")
+    log.info(
+        "webhook for job %s (%s): %s",
+        applied.job.public_id,
+        reply.raw_status,
+        "applied" if applied.changed else "recorded",
+    )
+    return JSONResponse({"received": True, "applied": applied.changed})
+
+
+routes = [Route("/webhooks/modelslab/{token}", modelslab_webhook, methods=["POST"])]

@@ -1,0 +1,86 @@
+"""The app factory: routes, error handlers, and the lifespan that owns the engine, the
+provider client, the simulator (when MODELSLAB_API_KEY is unset) and the workers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+
+from service.api import health, jobs, webhooks
+from service.api.context import ApiContext
+from service.api.problems import EXCEPTION_HANDLERS
+from service.provider.client import ModelsLabClient
+from service.provider.simulator import Simulator, SimulatorConfig
+from service.settings import SIMULATOR_MOUNT, Settings
+from service.store.engine import make_engine
+from service.store.manager import Store
+from service.workers.context import WorkContext
+from service.workers.runner import Workers
+
+log = logging.getLogger("service.app")
+
+
+def simulator_config(settings: Settings, public_url: str) -> SimulatorConfig:
+    return SimulatorConfig(
+        public_url=public_url,
+        eta_seconds=settings.sim_eta_seconds,
+        webhook_drop_rate=settings.sim_webhook_drop_rate,
+        webhook_duplicate_rate=settings.sim_webhook_duplicate_rate,
+        webhook_delay_seconds=settings.sim_webhook_delay_seconds,
+        failure_rate=settings.sim_failure_rate,
+        seed=settings.sim_seed,
+    )
+
+
+def create_app(settings: Settings, *, run_workers: bool = True) -> Starlette:
+    simulator = (
+        Simulator(simulator_config(settings, settings.base_url + SIMULATOR_MOUNT))
+        if settings.uses_simulator
+        else None
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = Store(make_engine(settings.database_url))
+        provider = ModelsLabClient(
+            settings.provider_base_url, settings.provider_key, settings.provider_timeout_seconds
+        )
+        work = WorkContext(
+            settings=settings,
+            store=store,
+            provider=provider,
+            webhook_secret=await store.webhook_secret(settings.webhook_secret),
+        )
+        workers = Workers(work) if run_workers else None
+        app.state.ctx = ApiContext(settings=settings, store=store, work=work, workers=workers)
+        if simulator is not None:
+            log.info(
+                "MODELSLAB_API_KEY is unset: using the built-in simulator at %s",
+                settings.provider_base_url,
+            )
+        if workers is not None:
+            await workers.start()
+        try:
+            yield
+        finally:
+            if workers is not None:
+                await workers.stop()
+            if simulator is not None:
+                await simulator.aclose()
+            await provider.aclose()
+            await store.close()
+
+    routes: list[BaseRoute] = [*jobs.routes, *webhooks.routes, *health.routes]
+    if simulator is not None:
+        routes.append(Mount(SIMULATOR_MOUNT, app=simulator.app))
+    app = Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.simulator = simulator
+    return app

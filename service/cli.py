@@ -1,0 +1,214 @@
+"""`outpaint-jobs` (also `python -m service`): serve, worker, migrate, simulator, keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from service import logs
+from service.api.auth import ADMIN, SCOPES
+from service.app import create_app, simulator_config
+from service.clock import utcnow
+from service.provider.simulator import Simulator
+from service.settings import Settings, load_settings
+from service.store.engine import make_engine
+from service.store.manager import Store
+from service.store.migrate import current_revision, head_revision, upgrade
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    return load_settings(**overrides)
+
+
+async def _with_store(settings: Settings) -> Store:
+    return Store(make_engine(settings.database_url))
+
+
+async def _check_migrated(settings: Settings) -> str | None:
+    store = await _with_store(settings)
+    try:
+        current = await current_revision(store.engine)
+    finally:
+        await store.close()
+    head = head_revision(settings.database_url)
+    if current != head:
+        return (
+            f"the database is at migration {current}, head is {head}: run `outpaint-jobs migrate`"
+        )
+    return None
+
+
+async def _bootstrap_admin_key(settings: Settings) -> None:
+    """On a database without keys, create an admin key and print it, once."""
+    store = await _with_store(settings)
+    try:
+        if await store.count_keys() == 0:
+            key, _secret = await store.create_key("admin", [ADMIN], utcnow())
+            print(
+                "No API keys existed, so an admin key was created. It is shown only now:\n"
+                f"  {key}\n"
+                "Create client keys with: outpaint-jobs keys create --name NAME "
+                "--scopes jobs:write,jobs:read",
+                flush=True,
+            )
+    finally:
+        await store.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    logs.configure(settings.log_format, settings.log_level)
+    problem = asyncio.run(_check_migrated(settings))
+    if problem:
+        print(f"outpaint-jobs: {problem}", file=sys.stderr)
+        return 2
+    asyncio.run(_bootstrap_admin_key(settings))
+    app = create_app(settings, run_workers=not args.no_workers)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=15
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from service.provider.client import ModelsLabClient
+    from service.workers.context import WorkContext
+    from service.workers.runner import Workers
+
+    settings = _settings(args)
+    logs.configure(settings.log_format, settings.log_level)
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        provider = ModelsLabClient(
+            settings.provider_base_url, settings.provider_key, settings.provider_timeout_seconds
+        )
+        work = WorkContext(
+            settings, store, provider, await store.webhook_secret(settings.webhook_secret)
+        )
+        workers = Workers(work)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await workers.start()
+        await stop.wait()
+        await workers.stop()
+        await provider.aclose()
+        await store.close()
+
+    problem = asyncio.run(_check_migrated(settings))
+    if problem:
+        print(f"outpaint-jobs: {problem}", file=sys.stderr)
+        return 2
+    asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    logs.configure(settings.log_format, settings.log_level)
+    upgrade(settings.database_url)
+    print(f"migrated to {head_revision(settings.database_url)}")
+    return 0
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    logs.configure(settings.log_format, settings.log_level)
+    host = args.host or "127.0.0.1"
+    port = args.port or 8100
+    simulator = Simulator(simulator_config(settings, f"http://{host}:{port}"))
+    print(f"ModelsLab simulator: MODELSLAB_BASE_URL=http://{host}:{port}/api/v6", flush=True)
+    uvicorn.run(simulator.app, host=host, port=port, log_config=None)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> int:
+        store = await _with_store(settings)
+        try:
+            if args.keys_command == "create":
+                scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+                unknown = sorted(set(scopes) - SCOPES)
+                if not scopes or unknown:
+                    print(
+                        f"outpaint-jobs: unknown scopes {unknown}; choose from {sorted(SCOPES)}",
+                        file=sys.stderr,
+                    )
+                    return 2
+                key, secret = await store.create_key(args.name, scopes, utcnow())
+                if secret:
+                    print(secret)
+                print(key)
+            elif args.keys_command == "list":
+                for k in await store.list_keys():
+                    state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+                    used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
+                    print(f"{k.prefix}  {k.client_name:<20} {k.scopes:<30} {state:<24} used {used}")
+            elif args.keys_command == "revoke":
+                if not await store.revoke_key(args.prefix, utcnow()):
+                    print(
+                        f"outpaint-jobs: no active key with prefix {args.prefix}", file=sys.stderr
+                    )
+                    return 1
+                print(f"revoked {args.prefix}")
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="outpaint-jobs", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="the API plus the background workers")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-workers", action="store_true", help="serve the API alone")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="the background workers alone")
+    worker.set_defaults(func=cmd_worker)
+
+    migrate = sub.add_parser("migrate", help="alembic upgrade head on DATABASE_URL")
+    migrate.set_defaults(func=cmd_migrate)
+
+    sim = sub.add_parser("simulator", help="the ModelsLab simulator alone")
+    sim.add_argument("--host")
+    sim.add_argument("--port", type=int)
+    sim.set_defaults(func=cmd_simulator)
+
+    keys = sub.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scopes", required=True, help="comma-separated: " + ",".join(sorted(SCOPES))
+    )
+    keys_sub.add_parser("list")
+    revoke = keys_sub.add_parser("revoke")
+    revoke.add_argument("prefix", metavar="KEY_PREFIX")
+    keys.set_defaults(func=cmd_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,1 @@
+"""ModelsLab: the HTTP client, reply parsing, and the built-in simulator."""

@@ -1,0 +1,131 @@
+"""The ModelsLab client: outpaint and fetch over httpx, every reply normalised."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from service.domain.replies import ProviderReply
+from service.provider.replies import as_number, parse_reply
+
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class ProviderError(Exception):
+    kind = "provider_error"
+
+
+class RetryableProviderError(ProviderError):
+    """Try again later: 429, 5xx, a timeout, a connection error, or an unreadable reply."""
+
+    def __init__(self, kind: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+class ProviderRejected(ProviderError):
+    """A verdict on the request itself (400, 401, 402, 403, other 4xx): do not retry."""
+
+    kind = "rejected"
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _message(data: Any, response: httpx.Response) -> str:
+    if isinstance(data, dict):
+        for name in ("message", "messege", "error", "detail"):
+            if data.get(name):
+                return str(data[name])[:500]
+    return f"HTTP {response.status_code}"
+
+
+def _retry_after(data: Any, response: httpx.Response) -> float | None:
+    if isinstance(data, dict) and as_number(data.get("retry_after")) is not None:
+        return as_number(data.get("retry_after"))
+    return as_number(response.headers.get("retry-after"))
+
+
+class ModelsLabClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout_seconds: float = 20.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds),
+            transport=transport,
+            follow_redirects=False,
+            headers={"user-agent": "outpaint-jobs/0.1"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def submit(self, fields: dict[str, Any], webhook: str, track_id: int) -> ProviderReply:
+        body = {**fields, "key": self._key, "webhook": webhook, "track_id": track_id}
+        return await self._post(f"{self.base_url}/image_editing/outpaint", body, "submit")
+
+    async def fetch(self, fetch_result: str | None, provider_id: str | None) -> ProviderReply:
+        """Poll one generation: its `fetch_result` URL when it is on the provider's own
+        host (the key goes in the body, so never to anyone else), else fetch/{id}."""
+        if fetch_result and self._is_provider_url(fetch_result):
+            url = fetch_result
+        elif provider_id:
+            url = f"{self.base_url}/image_editing/fetch/{provider_id}"
+        else:
+            raise ProviderRejected(0, "no fetch_result and no provider id to poll")
+        return await self._post(url, {"key": self._key}, "fetch")
+
+    def _is_provider_url(self, url: str) -> bool:
+        ours, theirs = urlsplit(self.base_url), urlsplit(url)
+        if theirs.scheme not in ("http", "https") or not theirs.hostname or not ours.hostname:
+            return False
+        if theirs.hostname == ours.hostname:
+            return True
+        domain = ".".join(ours.hostname.split(".")[-2:])
+        return "." in domain and theirs.hostname.endswith("." + domain)
+
+    async def _post(self, url: str, body: dict[str, Any], operation: str) -> ProviderReply:
+        try:
+            response = await self._http.post(url, json=body)
+        except httpx.TimeoutException as exc:
+            raise RetryableProviderError("timeout", f"{operation} timed out") from exc
+        except httpx.TransportError as exc:
+            raise RetryableProviderError(
+                "connection", f"{operation}: {type(exc).__name__}"
+            ) from exc
+        data = _body(response)
+        code = response.status_code
+        if code == 429 or code in RETRYABLE_STATUS:
+            raise RetryableProviderError(
+                "rate_limited", _message(data, response), _retry_after(data, response)
+            )
+        if code >= 500:
+            raise RetryableProviderError(
+                "server_error", _message(data, response), _retry_after(data, response)
+            )
+        if 300 <= code < 400:
+            raise RetryableProviderError("redirect", f"{operation}: unexpected HTTP {code}")
+        if code >= 400:
+            raise ProviderRejected(code, _message(data, response))
+        if data is None:
+            raise RetryableProviderError("bad_reply", f"{operation}: reply is not JSON")
+        return parse_reply(data)

@@ -1,0 +1,151 @@
+"""Start and stop the background loops; each survives any error of one job or one claim."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from service.domain.jobs import Job
+from service.workers.context import WorkContext, new_owner
+from service.workers.poller import poll_job
+from service.workers.submitter import submit_job
+
+log = logging.getLogger("service.workers")
+
+Claim = Callable[[int], Awaitable[list[Job]]]
+Handle = Callable[[Job], Awaitable[object]]
+
+
+class Workers:
+    """The submitter and the sweeper of one process. `wake()` is the in-process signal a
+    new job sends, so it is submitted without waiting for the next idle tick."""
+
+    def __init__(self, ctx: WorkContext) -> None:
+        self.ctx = ctx
+        self.owner = new_owner("worker")
+        self._stopping = asyncio.Event()
+        self._wake_submitter = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        self._wake_submitter.set()
+
+    async def start(self) -> None:
+        s = self.ctx.settings
+        self._tasks = [
+            asyncio.create_task(
+                self._loop(
+                    "submitter",
+                    self._claim_submit,
+                    lambda job: submit_job(self.ctx, job, self.owner),
+                    s.submit_concurrency,
+                    s.submit_idle_seconds,
+                    self._wake_submitter,
+                ),
+                name="submitter",
+            ),
+            asyncio.create_task(
+                self._loop(
+                    "sweeper",
+                    self._claim_poll,
+                    lambda job: poll_job(self.ctx, job, self.owner),
+                    s.poll_concurrency,
+                    s.sweep_interval_seconds,
+                    None,
+                ),
+                name="sweeper",
+            ),
+        ]
+        log.info("workers started as %s", self.owner)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming, let in-flight calls finish (up to `timeout`), hand back the rest."""
+        self._stopping.set()
+        self._wake_submitter.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.ctx.store.release_claims(self.owner)
+        except Exception:
+            log.exception("could not release claims of %s", self.owner)
+        log.info("workers stopped")
+
+    async def _claim_submit(self, limit: int) -> list[Job]:
+        now = self.ctx.clock()
+        return await self.ctx.store.claim_for_submit(
+            now, self.owner, self.ctx.lease_until(now), limit
+        )
+
+    async def _claim_poll(self, limit: int) -> list[Job]:
+        now = self.ctx.clock()
+        return await self.ctx.store.claim_for_poll(
+            now, self.owner, self.ctx.lease_until(now), limit
+        )
+
+    async def _guard(self, name: str, handle: Handle, job: Job) -> None:
+        try:
+            await handle(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "%s: job %s failed unexpectedly; its lease will expire", name, job.public_id
+            )
+
+    async def _loop(
+        self,
+        name: str,
+        claim: Claim,
+        handle: Handle,
+        capacity: int,
+        idle_seconds: float,
+        wake: asyncio.Event | None,
+    ) -> None:
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                free = capacity - len(inflight)
+                claimed: list[Job] = []
+                if free > 0:
+                    try:
+                        claimed = await claim(free)
+                    except Exception:
+                        log.exception("%s: claim failed", name)
+                    for job in claimed:
+                        task = asyncio.create_task(self._guard(name, handle, job))
+                        inflight.add(task)
+                        task.add_done_callback(inflight.discard)
+                if claimed and len(claimed) == free:
+                    # Full batch: there may be more; go again once a slot frees.
+                    if inflight:
+                        await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                await self._idle(idle_seconds, wake, inflight if free <= 0 else set())
+        finally:
+            if inflight:
+                await asyncio.wait(inflight, timeout=self.ctx.settings.provider_timeout_seconds)
+                for task in inflight:
+                    task.cancel()
+
+    async def _idle(
+        self, seconds: float, wake: asyncio.Event | None, inflight: set[asyncio.Task[None]]
+    ) -> None:
+        waiters: set[asyncio.Task[object]] = {asyncio.create_task(self._stopping.wait())}
+        if wake is not None:
+            waiters.add(asyncio.create_task(wake.wait()))
+        try:
+            await asyncio.wait(
+                waiters | set(inflight), timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*waiters, return_exceptions=True)
+        if wake is not None:
+            wake.clear()

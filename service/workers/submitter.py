@@ -1,0 +1,124 @@
+"""Submit one claimed queued job to ModelsLab and record what it said."""
+
+from __future__ import annotations
+
+import logging
+
+from service.domain import scheduling
+from service.domain.jobs import Job
+from service.domain.outcomes import PROVIDER_REJECTED, TIMED_OUT, outcome_of
+from service.domain.requests import JobRequest
+from service.domain.states import JobStatus
+from service.domain.tokens import make_token
+from service.provider.client import ProviderRejected, RetryableProviderError
+from service.store.manager import Note
+from service.workers.context import WorkContext
+
+log = logging.getLogger("service.submitter")
+
+RELEASE = {"lease_owner": None, "lease_expires_at": None}
+
+
+def webhook_url(ctx: WorkContext, job: Job) -> str:
+    return f"{ctx.settings.base_url}/webhooks/modelslab/{make_token(ctx.webhook_secret, job.id)}"
+
+
+async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
+    s = ctx.settings
+    now = ctx.clock()
+    if scheduling.is_past_deadline(job.created_at, s.job_timeout_seconds, now):
+        await ctx.store.apply(
+            job,
+            now,
+            source="submitter",
+            to_status=JobStatus.TIMED_OUT,
+            values={
+                "error_code": TIMED_OUT,
+                "error_message": f"not submitted within {s.job_timeout_seconds:g} s",
+            },
+            owner=owner,
+        )
+        return
+    request = JobRequest(**job.request, callback_url=job.callback_url, metadata=job.metadata)
+    try:
+        reply = await ctx.provider.submit(request.provider_fields(), webhook_url(ctx, job), job.id)
+    except RetryableProviderError as exc:
+        now = ctx.clock()
+        when = scheduling.retry_at(
+            now,
+            job.submit_attempts - 1,
+            s.retry_backoff_base_seconds,
+            s.retry_backoff_max_seconds,
+            exc.retry_after,
+        )
+        log.warning("submit of job %s failed (%s); retry at %s", job.public_id, exc.kind, when)
+        await ctx.store.apply(
+            job,
+            now,
+            source="submitter",
+            values={"next_poll_at": when, **RELEASE},
+            owner=owner,
+            notes=[
+                Note(
+                    "submit_error",
+                    "submitter",
+                    {"kind": exc.kind, "message": str(exc), "retry_at": when.isoformat()},
+                )
+            ],
+        )
+        return
+    except ProviderRejected as exc:
+        now = ctx.clock()
+        log.warning("provider rejected job %s: %s", job.public_id, exc.message)
+        await ctx.store.apply(
+            job,
+            now,
+            source="submitter",
+            to_status=JobStatus.FAILED,
+            values={"error_code": PROVIDER_REJECTED, "error_message": exc.message},
+            owner=owner,
+            notes=[
+                Note(
+                    "submit_rejected",
+                    "submitter",
+                    {"status_code": exc.status_code, "message": exc.message},
+                )
+            ],
+        )
+        return
+
+    now = ctx.clock()
+    outcome = outcome_of(reply)
+    values = {
+        "provider_id": reply.provider_id,
+        "provider_status": reply.raw_status,
+        "fetch_result": reply.fetch_result,
+        "submitted_at": now,
+    }
+    to_status = outcome.to_status or JobStatus.PROCESSING
+    if to_status is JobStatus.PROCESSING:
+        deadline = scheduling.deadline(now, s.job_timeout_seconds)
+        first = scheduling.first_poll_at(now, reply.eta_seconds, s.eta_grace_seconds)
+        values.update(
+            eta_at=scheduling.first_poll_at(now, reply.eta_seconds, 0.0),
+            next_poll_at=min(first, deadline),
+            attempts=0,
+            **RELEASE,
+        )
+    elif to_status is JobStatus.SUCCEEDED:
+        values["output"] = list(outcome.output)
+    else:
+        values.update(error_code=outcome.error_code, error_message=outcome.error_message)
+    if outcome.warning:
+        log.warning("job %s: submit answered %s", job.public_id, outcome.warning)
+    applied = await ctx.store.apply(
+        job,
+        now,
+        source="submitter",
+        to_status=to_status,
+        values=values,
+        owner=owner,
+        notes=[Note("submit", "submitter", {"reply": reply.raw})],
+    )
+    if applied.changed:
+        log.info("job %s submitted: provider id %s", job.public_id, reply.provider_id)
