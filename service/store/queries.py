@@ -15,6 +15,7 @@ from sqlalchemy import (
     Select,
     Update,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -156,7 +157,8 @@ def claim_due(
     due = (
         select(jobs.c.id)
         .where(
-            jobs.c.status == status.value,
+            # Inlined, not bound: the planner must see the literal to use the partial index.
+            jobs.c.status == bindparam("claim_status", status.value, literal_execute=True),
             jobs.c.next_poll_at <= now,
             _claimable(now),
         )

@@ -1,0 +1,225 @@
+"""The store on a real database: compare-and-set transitions, claims and leases, keys,
+idempotency. Runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.domain.requests import JobRequest
+from service.domain.states import JobStatus
+from service.store.manager import IdempotencyConflict, Note, Store
+from tests.factories import IMAGE, client_id, processing_job, queued_job
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+
+
+async def transitions(store: Store, job_id: int) -> list[tuple[str | None, str | None, str]]:
+    return [
+        (e.from_status, e.to_status, e.source)
+        for e in await store.list_events(job_id)
+        if e.kind in ("transition", "created")
+    ]
+
+
+async def test_create_records_a_queued_job_and_its_event(store: Store) -> None:
+    cid = await client_id(store)
+    job = await queued_job(store, cid, T0, width=256, height=192)
+    assert job.status is JobStatus.QUEUED and job.version == 1
+    assert job.public_id.startswith("job_") and job.id > 0
+    assert job.request["width"] == 256 and "key" not in job.request
+    assert await transitions(store, job.id) == [(None, "queued", "api")]
+
+
+async def test_a_transition_is_compare_and_set_on_the_expected_state(store: Store) -> None:
+    cid = await client_id(store)
+    job = await processing_job(store, cid, T0)
+    done = await store.apply(job, T0, source="webhook", to_status=JobStatus.SUCCEEDED,
+                             values={"output": ["https://x/1.png"]})
+    assert done.changed and done.job is not None and done.job.status is JobStatus.SUCCEEDED
+    # The same snapshot applied again (a duplicate webhook, a late poll) changes nothing.
+    again = await store.apply(job, T0, source="sweeper", to_status=JobStatus.FAILED,
+                              values={"error_code": "x"})
+    assert not again.changed
+    assert again.job is not None and again.job.status is JobStatus.SUCCEEDED
+    assert again.job.error_code is None and again.job.output == ["https://x/1.png"]
+    kinds = [e.kind for e in await store.list_events(job.id)]
+    assert kinds.count("ignored") == 1
+
+
+async def test_a_terminal_job_ignores_plain_value_updates(store: Store) -> None:
+    cid = await client_id(store)
+    job = await processing_job(store, cid, T0)
+    await store.apply(job, T0, source="api", to_status=JobStatus.CANCELED)
+    fresh = await store.get_job_by_id(job.id)
+    assert fresh is not None
+    late = await store.apply(fresh, T0, source="sweeper", values={"next_poll_at": T0})
+    assert not late.changed
+
+
+async def test_every_change_bumps_the_version(store: Store) -> None:
+    cid = await client_id(store)
+    job = await processing_job(store, cid, T0)
+    before = job.version
+    applied = await store.apply(job, T0, source="sweeper", values={"provider_status": "processing"})
+    assert applied.job is not None and applied.job.version == before + 1
+
+
+async def test_concurrent_finishers_yield_exactly_one_transition(store: Store) -> None:
+    cid = await client_id(store)
+    job = await processing_job(store, cid, T0)
+    results = await asyncio.gather(
+        *[
+            store.apply(job, T0, source=f"racer{i}", to_status=status)
+            for i, status in enumerate([JobStatus.SUCCEEDED, JobStatus.FAILED] * 4)
+        ]
+    )
+    assert sum(r.changed for r in results) == 1
+    finals = [t for t in await transitions(store, job.id) if t[0] == "processing"]
+    assert len(finals) == 1
+
+
+async def test_a_worker_cannot_finish_a_job_it_no_longer_holds(store: Store) -> None:
+    cid = await client_id(store)
+    await queued_job(store, cid, T0)
+    [mine] = await store.claim_for_submit(T0, "a", T0 + LEASE, 10)
+    # The lease expires and another worker takes the job over.
+    [theirs] = await store.claim_for_submit(T0 + LEASE * 2, "b", T0 + LEASE * 3, 10)
+    assert theirs.id == mine.id and theirs.submit_attempts == 2
+    stale = await store.apply(mine, T0, source="submitter", owner="a", to_status=JobStatus.PROCESSING)
+    assert not stale.changed
+    fresh = await store.apply(theirs, T0, source="submitter", owner="b", to_status=JobStatus.PROCESSING)
+    assert fresh.changed
+
+
+async def test_claims_take_due_jobs_once_until_the_lease_expires(store: Store) -> None:
+    cid = await client_id(store)
+    jobs = [await queued_job(store, cid, T0) for _ in range(5)]
+    first = await store.claim_for_submit(T0, "a", T0 + LEASE, 3)
+    second = await store.claim_for_submit(T0, "b", T0 + LEASE, 10)
+    assert len(first) == 3 and len(second) == 2
+    assert {j.id for j in first} | {j.id for j in second} == {j.id for j in jobs}
+    assert await store.claim_for_submit(T0 + timedelta(seconds=30), "c", T0 + LEASE, 10) == []
+    again = await store.claim_for_submit(T0 + LEASE + timedelta(seconds=1), "c", T0 + LEASE * 2, 10)
+    assert len(again) == 5 and all(j.lease_owner == "c" for j in again)
+
+
+async def test_concurrent_claimers_never_share_a_job(store: Store, db_url: str) -> None:
+    from service.store.engine import make_engine
+
+    cid = await client_id(store)
+    for _ in range(40):
+        await queued_job(store, cid, T0)
+    stores = [Store(make_engine(db_url)) for _ in range(4)]
+    try:
+        batches = await asyncio.gather(
+            *[s.claim_for_submit(T0, f"w{i}", T0 + LEASE, 7) for i, s in enumerate(stores) for _ in range(2)]
+        )
+    finally:
+        for s in stores:
+            await s.close()
+    claimed = [j.id for batch in batches for j in batch]
+    assert len(claimed) == len(set(claimed)) == 40
+
+
+async def test_the_sweeper_claims_only_overdue_processing_jobs(store: Store) -> None:
+    cid = await client_id(store)
+    soon = await processing_job(store, cid, T0, poll_in=5)
+    await processing_job(store, cid, T0, poll_in=500)
+    await queued_job(store, cid, T0)
+    due = await store.claim_for_poll(T0 + timedelta(seconds=6), "s", T0 + LEASE, 10)
+    assert [j.id for j in due] == [soon.id]
+
+
+async def test_release_claims_hands_work_back(store: Store) -> None:
+    cid = await client_id(store)
+    await queued_job(store, cid, T0)
+    await store.claim_for_submit(T0, "dying", T0 + LEASE, 10)
+    await store.release_claims("dying")
+    assert len(await store.claim_for_submit(T0, "next", T0 + LEASE, 10)) == 1
+
+
+async def test_webhook_is_recorded_raw_counted_and_applied_in_one_go(store: Store) -> None:
+    cid = await client_id(store)
+    job = await processing_job(store, cid, T0)
+    body = '{"status":"success","output":["https://x/1.png"]}'
+    applied = await store.record_webhook(job.id, T0, body, JobStatus.SUCCEEDED,
+                                         {"output": ["https://x/1.png"]})
+    assert applied.changed and applied.job is not None
+    assert applied.job.webhooks == 1 and applied.job.status is JobStatus.SUCCEEDED
+    events = await store.list_events(job.id)
+    assert [e.detail.get("body") for e in events if e.kind == "webhook"] == [body]
+
+
+async def test_a_rejected_webhook_is_recorded_and_changes_nothing_else(store: Store) -> None:
+    cid = await client_id(store)
+    job = await processing_job(store, cid, T0)
+    applied = await store.record_webhook(job.id, T0, "{}", JobStatus.SUCCEEDED, {"output": ["u"]},
+                                         reject_reason="track_id_mismatch")
+    assert not applied.changed
+    fresh = await store.get_job_by_id(job.id)
+    assert fresh is not None and fresh.status is JobStatus.PROCESSING and fresh.output == []
+
+
+async def test_idempotency_key_same_body_same_job_other_body_conflict(store: Store) -> None:
+    cid = await client_id(store)
+    req = JobRequest(image=IMAGE, prompt="a")
+    first, created = await store.create_job(cid, req, "k1", T0)
+    again, created_again = await store.create_job(cid, req, "k1", T0)
+    assert created and not created_again and again.id == first.id
+    with pytest.raises(IdempotencyConflict):
+        await store.create_job(cid, JobRequest(image=IMAGE, prompt="b"), "k1", T0)
+
+
+async def test_concurrent_identical_idempotent_requests_make_one_job(store: Store, db_url: str) -> None:
+    from service.store.engine import make_engine
+
+    cid = await client_id(store)
+    stores = [Store(make_engine(db_url)) for _ in range(5)]
+    try:
+        results = await asyncio.gather(
+            *[s.create_job(cid, JobRequest(image=IMAGE), "same", T0) for s in stores]
+        )
+    finally:
+        for s in stores:
+            await s.close()
+    assert len({job.id for job, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+async def test_notes_are_recorded_even_when_the_change_is_refused(store: Store) -> None:
+    cid = await client_id(store)
+    job = await processing_job(store, cid, T0)
+    await store.apply(job, T0, source="api", to_status=JobStatus.CANCELED)
+    await store.apply(job, T0, source="sweeper", to_status=JobStatus.SUCCEEDED,
+                      notes=[Note("poll", "sweeper", {"reply": {"status": "success"}})])
+    kinds = [e.kind for e in await store.list_events(job.id)]
+    assert "poll" in kinds and kinds[-1] == "ignored"
+
+
+async def test_keys_are_stored_hashed_and_revocable(store: Store) -> None:
+    raw, secret = await store.create_key("team-a", ["jobs:read"], T0)
+    assert secret is not None and secret.startswith("whsec_")
+    _raw2, secret2 = await store.create_key("team-a", ["jobs:write"], T0)
+    assert secret2 is None  # an existing client keeps its secret
+    assert len(raw) >= 40
+    principal = await store.authenticate(raw, T0)
+    assert principal is not None and principal.scopes == {"jobs:read"}
+    keys = await store.list_keys()
+    assert all(raw not in repr(k) for k in keys)
+    assert await store.revoke_key(raw[:12], T0)
+    assert await store.authenticate(raw, T0) is None
+    async with store.engine.connect() as conn:
+        from sqlalchemy import text
+
+        hashes = [r[0] for r in await conn.execute(text("SELECT key_hash FROM api_keys"))]
+    assert raw not in hashes
+
+
+async def test_webhook_secret_is_generated_once(store: Store) -> None:
+    first = await store.webhook_secret(None)
+    assert first == await store.webhook_secret(None)
+    assert await store.webhook_secret("configured") == "configured"
