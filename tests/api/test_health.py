@@ -1,0 +1,26 @@
+"""Liveness and readiness."""
+
+from tests.conftest import Api
+
+
+async def test_healthz_and_readyz(api: Api) -> None:
+    assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+    r = await api.client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json()["checks"] == {"database": "ok", "migrations": "ok"}
+
+
+async def test_readyz_says_when_migrations_are_behind(api: Api) -> None:
+    from sqlalchemy import text
+
+    from service.store.migrate import head_revision
+
+    head = head_revision(api.settings.database_url)
+    async with api.store.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = 'old'"))
+    try:
+        r = await api.client.get("/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["migrations"].startswith("behind")
+    finally:
+        async with api.store.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
