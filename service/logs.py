@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import sys
 from datetime import UTC, datetime
@@ -27,6 +28,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class RedactTokens(logging.Filter):
+    """Webhook tokens travel in the URL path; keep them out of access logs."""
+
+    _token = re.compile(r"(/webhooks/modelslab/)[^\s\"?]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(
+                self._token.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = self._token.sub(r"\1[redacted]", record.msg)
+        return True
+
+
 def configure(log_format: str = "console", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
@@ -34,6 +51,7 @@ def configure(log_format: str = "console", level: str = "INFO") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
+    handler.addFilter(RedactTokens())
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

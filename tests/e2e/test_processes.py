@@ -1,0 +1,107 @@
+"""The console script as a real process: keys, serve (with its one-time admin key), and a
+clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.live import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def cli_env(db_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MODELSLAB_API_KEY"}
+    env.update(DATABASE_URL=db_url, WEBHOOK_SECRET="e2e-secret", **extra)
+    return env
+
+
+def run_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        env=cli_env(db_url), capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_keys_create_list_revoke(db_url: str) -> None:
+    created = run_cli(db_url, "keys", "create", "--name", "team-a", "--scopes", "jobs:write,jobs:read")
+    assert created.returncode == 0, created.stderr
+    secret, key = created.stdout.strip().splitlines()[-2:]
+    assert secret.startswith("whsec_") and key.startswith("opj_")
+    second = run_cli(db_url, "keys", "create", "--name", "team-a", "--scopes", "jobs:read")
+    assert len(second.stdout.strip().splitlines()) == 1  # no new secret for a known client
+    listed = run_cli(db_url, "keys", "list")
+    assert key[:12] in listed.stdout and key not in listed.stdout
+    assert run_cli(db_url, "keys", "revoke", key[:12]).returncode == 0
+    assert "revoked" in run_cli(db_url, "keys", "list").stdout
+    assert run_cli(db_url, "keys", "revoke", key[:12]).returncode == 1
+    bad = run_cli(db_url, "keys", "create", "--name", "x", "--scopes", "root")
+    assert bad.returncode == 2 and "unknown scopes" in bad.stderr
+
+
+def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url: str) -> None:
+    port = free_port()
+    env = cli_env(db_url, PORT=str(port), SIM_ETA_SECONDS="0.2", SWEEP_INTERVAL_SECONDS="0.2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("serve did not come up")
+        headers = {}
+        assert proc.stdout is not None
+        line = ""
+        while "opj_" not in line:
+            line = proc.stdout.readline()
+        key = re.search(r"opj_\S+", line)
+        assert key is not None
+        headers = {"Authorization": f"Bearer {key.group(0)}"}
+        job = httpx.post(f"{base}/v1/jobs", headers=headers, timeout=5,
+                         json={"image": "https://example.invalid/a.png", "width": 256, "height": 192}).json()
+        for _ in range(200):
+            status = httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=5).json()["status"]
+            if status == "succeeded":
+                break
+            time.sleep(0.05)
+        assert status == "succeeded"
+    finally:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    # uvicorn re-raises SIGTERM after a graceful shutdown, so the process dies of it.
+    assert proc.returncode in (0, -signal.SIGTERM), err
+    assert "Application shutdown complete" in err and "workers stopped" in err
+    assert "/webhooks/modelslab/" in err and re.search(r"/webhooks/modelslab/\d+\.", err) is None
+    assert time.monotonic() - started < 15
+    assert "built-in simulator" in err
+    # A second start finds a key and prints none.
+    proc2 = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        proc2.send_signal(signal.SIGTERM)
+        out2, _ = proc2.communicate(timeout=20)
+    assert "opj_" not in out2
