@@ -79,7 +79,7 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> Starlette:
         routes.append(Mount(SIMULATOR_MOUNT, app=simulator.app))
     app = Starlette(
         routes=routes,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.simulator = simulator

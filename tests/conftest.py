@@ -33,7 +33,10 @@ async def _pg_admin(sql: str) -> None:
     assert PG_URL is not None
     url = make_url(PG_URL)
     conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
         database=url.database,
     )
     try:
@@ -43,7 +46,9 @@ async def _pg_admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def migrated_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def migrated_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh database of one backend, migrated to head, for the whole run."""
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("sqlite") / "test.db"
@@ -114,7 +119,9 @@ class Api:
     store: Store
     settings: Settings
 
-    async def key(self, client: str = "team-a", scopes: str = "jobs:write,jobs:read") -> dict[str, str]:
+    async def key(
+        self, client: str = "team-a", scopes: str = "jobs:write,jobs:read"
+    ) -> dict[str, str]:
         raw, _secret = await self.store.create_key(client, scopes.split(","), now())
         return {"Authorization": f"Bearer {raw}"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,7 +26,7 @@ class Problem(Exception):
         *,
         type_: str | None = None,
         errors: list[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail or title)
         self.status = status
@@ -33,7 +34,7 @@ class Problem(Exception):
         self.detail = detail
         self.type = TYPE_BASE + (type_ or title.lower().replace(" ", "-"))
         self.errors = errors
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
 
     def response(self) -> Response:
         body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}

@@ -31,8 +31,8 @@ def backoff_seconds(
     jitter: float = 0.2,
 ) -> float:
     """`base · 2^attempt`, capped at `max_seconds`, then spread by ±`jitter` (a fraction)."""
-    raw = min(base_seconds * (2 ** max(attempt, 0)), max_seconds)
-    r = (rng or random).uniform(-jitter, jitter)
+    raw: float = min(base_seconds * 2.0 ** min(max(attempt, 0), 60), max_seconds)
+    r: float = (rng or random).uniform(-jitter, jitter)
     return max(raw * (1.0 + r), 0.0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from service.domain import scheduling
 from service.domain.jobs import Job
@@ -89,7 +90,7 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
 
     now = ctx.clock()
     outcome = outcome_of(reply)
-    values = {
+    values: dict[str, Any] = {
         "provider_id": reply.provider_id,
         "provider_status": reply.raw_status,
         "fetch_result": reply.fetch_result,

@@ -23,4 +23,6 @@ async def test_readyz_says_when_migrations_are_behind(api: Api) -> None:
         assert r.status_code == 503 and r.json()["checks"]["migrations"].startswith("behind")
     finally:
         async with api.store.engine.begin() as conn:
-            await conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+            await conn.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": head}
+            )

@@ -8,7 +8,12 @@ from service.domain.states import JobStatus
 from tests.conftest import Api, now
 from tests.factories import client_id, processing_job
 
-BODY = {"image": "https://example.com/in.png", "prompt": "a lighthouse", "width": 256, "height": 192}
+BODY = {
+    "image": "https://example.com/in.png",
+    "prompt": "a lighthouse",
+    "width": 256,
+    "height": 192,
+}
 
 
 def assert_problem(response, status: int) -> dict:  # type: ignore[no-untyped-def]
@@ -36,7 +41,9 @@ async def test_create_answers_202_with_location_and_the_job(api: Api) -> None:
 
 async def test_create_validates_against_the_seed_limits(api: Api) -> None:
     headers = await api.key()
-    r = await api.client.post("/v1/jobs", json={**BODY, "width": 1441, "overlap_width": 64}, headers=headers)
+    r = await api.client.post(
+        "/v1/jobs", json={**BODY, "width": 1441, "overlap_width": 64}, headers=headers
+    )
     body = assert_problem(r, 422)
     assert {e["field"] for e in body["errors"]} == {"width", "overlap_width"}
 
@@ -89,7 +96,9 @@ async def test_idempotency_key_replays_and_conflicts(api: Api) -> None:
     other = await api.client.post("/v1/jobs", json={**BODY, "prompt": "other"}, headers=headers)
     assert_problem(other, 422)
     # Another client may use the same key for its own job.
-    theirs = await api.client.post("/v1/jobs", json=BODY, headers={**await api.key("team-b"), "Idempotency-Key": "order-7"})
+    theirs = await api.client.post(
+        "/v1/jobs", json=BODY, headers={**await api.key("team-b"), "Idempotency-Key": "order-7"}
+    )
     assert theirs.status_code == 202 and theirs.json()["id"] != first.json()["id"]
 
 
@@ -119,7 +128,10 @@ async def test_ops_read_sees_every_client_but_cannot_write(api: Api) -> None:
 
 async def test_list_is_newest_first_with_a_cursor(api: Api) -> None:
     headers = await api.key()
-    ids = [(await api.client.post("/v1/jobs", json=BODY, headers=headers)).json()["id"] for _ in range(7)]
+    ids = [
+        (await api.client.post("/v1/jobs", json=BODY, headers=headers)).json()["id"]
+        for _ in range(7)
+    ]
     seen: list[str] = []
     cursor = None
     while True:

@@ -20,7 +20,13 @@ async def setup(api: Api):  # type: ignore[no-untyped-def]
 
 
 def success(track_id: int) -> dict:  # type: ignore[type-arg]
-    return {"status": "success", "id": 99, "output": [OUT], "generationTime": 2.1, "track_id": track_id}
+    return {
+        "status": "success",
+        "id": 99,
+        "output": [OUT],
+        "generationTime": 2.1,
+        "track_id": track_id,
+    }
 
 
 async def test_a_success_webhook_finishes_the_job(api: Api) -> None:
@@ -34,7 +40,9 @@ async def test_a_success_webhook_finishes_the_job(api: Api) -> None:
 
 async def test_a_failed_webhook_fails_the_job_with_the_providers_message(api: Api) -> None:
     job, url = await setup(api)
-    await api.client.post(url, json={"status": "failed", "id": 99, "message": "NSFW", "track_id": job.id})
+    await api.client.post(
+        url, json={"status": "failed", "id": 99, "message": "NSFW", "track_id": job.id}
+    )
     fresh = await api.store.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "failed"
     assert (fresh.error_code, fresh.error_message) == ("provider_error", "NSFW")
@@ -67,13 +75,21 @@ async def test_a_webhook_that_beats_the_submit_reply_goes_through_processing(api
     job = await queued_job(api.store, cid, now())
     url = f"/webhooks/modelslab/{make_token(api.settings.webhook_secret or '', job.id)}"
     await api.client.post(url, json=success(job.id))
-    moves = [(e.from_status, e.to_status) for e in await api.store.list_events(job.id) if e.kind == "transition"]
+    moves = [
+        (e.from_status, e.to_status)
+        for e in await api.store.list_events(job.id)
+        if e.kind == "transition"
+    ]
     assert moves == [("queued", "processing"), ("processing", "succeeded")]
 
 
 async def test_an_unknown_token_is_404_without_detail(api: Api) -> None:
     job, url = await setup(api)
-    for bad in [url[:-2] + "xx", "/webhooks/modelslab/garbage", f"/webhooks/modelslab/{make_token('other', job.id)}"]:
+    for bad in [
+        url[:-2] + "xx",
+        "/webhooks/modelslab/garbage",
+        f"/webhooks/modelslab/{make_token('other', job.id)}",
+    ]:
         r = await api.client.post(bad, json=success(job.id))
         assert r.status_code == 404 and "detail" not in r.json()
     fresh = await api.store.get_job_by_id(job.id)
@@ -87,7 +103,9 @@ async def test_a_track_id_mismatch_is_refused_recorded_and_changes_nothing(api: 
     fresh = await api.store.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "processing" and fresh.output == []
     events = await api.store.list_events(job.id)
-    assert [e.detail.get("rejected") for e in events if e.kind == "webhook"] == ["track_id_mismatch"]
+    assert [e.detail.get("rejected") for e in events if e.kind == "webhook"] == [
+        "track_id_mismatch"
+    ]
 
 
 async def test_malformed_and_oversized_bodies_change_nothing(api: Api) -> None:
@@ -103,6 +121,8 @@ async def test_an_unknown_status_is_recorded_with_a_warning(api: Api) -> None:
     job, url = await setup(api)
     await api.client.post(url, json={"status": "rendering", "track_id": job.id})
     events = await api.store.list_events(job.id)
-    assert [e.detail for e in events if e.kind == "warning"] == [{"warning": "unknown_status:rendering"}]
+    assert [e.detail for e in events if e.kind == "warning"] == [
+        {"warning": "unknown_status:rendering"}
+    ]
     fresh = await api.store.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "processing"

@@ -19,7 +19,12 @@ from tests.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 
-BODY = {"image": "https://example.invalid/in.png", "prompt": "a harbour at dusk", "width": 256, "height": 192}
+BODY = {
+    "image": "https://example.invalid/in.png",
+    "prompt": "a harbour at dusk",
+    "width": 256,
+    "height": 192,
+}
 
 Start = Callable[..., Any]
 
@@ -34,7 +39,9 @@ async def service(db_url: str, live: LiveServer) -> AsyncIterator[Start]:
         )
         app = create_app(settings)
         await live.start(app)
-        raw, _ = await app.state.ctx.store.create_key("team-a", ["jobs:write", "jobs:read"], app.state.ctx.work.clock())
+        raw, _ = await app.state.ctx.store.create_key(
+            "team-a", ["jobs:write", "jobs:read"], app.state.ctx.work.clock()
+        )
         client = httpx.AsyncClient(base_url=live.url, timeout=10)
         clients.append(client)
         return client, {"Authorization": f"Bearer {raw}"}
@@ -44,7 +51,9 @@ async def service(db_url: str, live: LiveServer) -> AsyncIterator[Start]:
         await c.aclose()
 
 
-async def wait_until_done(client: httpx.AsyncClient, headers: dict[str, str], job_id: str) -> dict[str, Any]:
+async def wait_until_done(
+    client: httpx.AsyncClient, headers: dict[str, str], job_id: str
+) -> dict[str, Any]:
     for _ in range(300):
         job = (await client.get(f"/v1/jobs/{job_id}", headers=headers)).json()
         if job["status"] not in ("queued", "processing"):
@@ -53,12 +62,18 @@ async def wait_until_done(client: httpx.AsyncClient, headers: dict[str, str], jo
     raise AssertionError(f"job still {job['status']}")
 
 
-async def transitions(client: httpx.AsyncClient, headers: dict[str, str], job_id: str) -> list[tuple[str, str, str]]:
+async def transitions(
+    client: httpx.AsyncClient, headers: dict[str, str], job_id: str
+) -> list[tuple[str, str, str]]:
     events = (await client.get(f"/v1/jobs/{job_id}/events", headers=headers)).json()["items"]
-    return [(e["from_status"], e["to_status"], e["source"]) for e in events if e["kind"] == "transition"]
+    return [
+        (e["from_status"], e["to_status"], e["source"]) for e in events if e["kind"] == "transition"
+    ]
 
 
-async def test_a_job_succeeds_through_a_real_webhook_with_a_png_of_the_asked_size(service: Start) -> None:
+async def test_a_job_succeeds_through_a_real_webhook_with_a_png_of_the_asked_size(
+    service: Start,
+) -> None:
     client, headers = await service(sim_eta_seconds=0.3, eta_grace_seconds=30)
     created = await client.post("/v1/jobs", json=BODY, headers=headers)
     assert created.status_code == 202
@@ -74,8 +89,12 @@ async def test_a_job_succeeds_through_a_real_webhook_with_a_png_of_the_asked_siz
     assert Image.open(io.BytesIO(png.content)).size == (256, 192)
 
 
-async def test_a_dropped_webhook_is_recovered_by_the_sweeper_no_earlier_than_the_eta(service: Start) -> None:
-    client, headers = await service(sim_eta_seconds=0.6, eta_grace_seconds=0.2, sim_webhook_drop_rate=1.0)
+async def test_a_dropped_webhook_is_recovered_by_the_sweeper_no_earlier_than_the_eta(
+    service: Start,
+) -> None:
+    client, headers = await service(
+        sim_eta_seconds=0.6, eta_grace_seconds=0.2, sim_webhook_drop_rate=1.0
+    )
     created = await client.post("/v1/jobs", json=BODY, headers=headers)
     job = await wait_until_done(client, headers, created.json()["id"])
     assert job["status"] == "succeeded", job
@@ -89,7 +108,9 @@ async def test_a_dropped_webhook_is_recovered_by_the_sweeper_no_earlier_than_the
     assert polls and min(polls) >= job["eta_at"]  # RFC 3339 UTC strings sort as times
 
 
-async def test_a_failed_generation_reaches_failed_with_the_providers_message(service: Start) -> None:
+async def test_a_failed_generation_reaches_failed_with_the_providers_message(
+    service: Start,
+) -> None:
     client, headers = await service(sim_eta_seconds=0.2, eta_grace_seconds=30, sim_failure_rate=1.0)
     created = await client.post("/v1/jobs", json=BODY, headers=headers)
     job = await wait_until_done(client, headers, created.json()["id"])
@@ -98,7 +119,9 @@ async def test_a_failed_generation_reaches_failed_with_the_providers_message(ser
 
 
 async def test_refresh_polls_the_provider_now(service: Start) -> None:
-    client, headers = await service(sim_eta_seconds=0.3, eta_grace_seconds=60, sim_webhook_drop_rate=1.0)
+    client, headers = await service(
+        sim_eta_seconds=0.3, eta_grace_seconds=60, sim_webhook_drop_rate=1.0
+    )
     created = (await client.post("/v1/jobs", json=BODY, headers=headers)).json()
     for _ in range(100):
         job = (await client.get(f"/v1/jobs/{created['id']}", headers=headers)).json()

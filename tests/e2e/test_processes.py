@@ -27,12 +27,17 @@ def cli_env(db_url: str, **extra: str) -> dict[str, str]:
 def run_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "service", *args],
-        env=cli_env(db_url), capture_output=True, text=True, timeout=60,
+        env=cli_env(db_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def test_keys_create_list_revoke(db_url: str) -> None:
-    created = run_cli(db_url, "keys", "create", "--name", "team-a", "--scopes", "jobs:write,jobs:read")
+    created = run_cli(
+        db_url, "keys", "create", "--name", "team-a", "--scopes", "jobs:write,jobs:read"
+    )
     assert created.returncode == 0, created.stderr
     secret, key = created.stdout.strip().splitlines()[-2:]
     assert secret.startswith("whsec_") and key.startswith("opj_")
@@ -52,7 +57,10 @@ def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url
     env = cli_env(db_url, PORT=str(port), SIM_ETA_SECONDS="0.2", SWEEP_INTERVAL_SECONDS="0.2")
     proc = subprocess.Popen(
         [sys.executable, "-m", "service", "serve"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -73,10 +81,16 @@ def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url
         key = re.search(r"opj_\S+", line)
         assert key is not None
         headers = {"Authorization": f"Bearer {key.group(0)}"}
-        job = httpx.post(f"{base}/v1/jobs", headers=headers, timeout=5,
-                         json={"image": "https://example.invalid/a.png", "width": 256, "height": 192}).json()
+        job = httpx.post(
+            f"{base}/v1/jobs",
+            headers=headers,
+            timeout=5,
+            json={"image": "https://example.invalid/a.png", "width": 256, "height": 192},
+        ).json()
         for _ in range(200):
-            status = httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=5).json()["status"]
+            status = httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=5).json()[
+                "status"
+            ]
             if status == "succeeded":
                 break
             time.sleep(0.05)
@@ -92,8 +106,13 @@ def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url
     assert time.monotonic() - started < 15
     assert "built-in simulator" in err
     # A second start finds a key and prints none.
-    proc2 = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc2 = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(200):
             try:

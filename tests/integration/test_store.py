@@ -37,12 +37,18 @@ async def test_create_records_a_queued_job_and_its_event(store: Store) -> None:
 async def test_a_transition_is_compare_and_set_on_the_expected_state(store: Store) -> None:
     cid = await client_id(store)
     job = await processing_job(store, cid, T0)
-    done = await store.apply(job, T0, source="webhook", to_status=JobStatus.SUCCEEDED,
-                             values={"output": ["https://x/1.png"]})
+    done = await store.apply(
+        job,
+        T0,
+        source="webhook",
+        to_status=JobStatus.SUCCEEDED,
+        values={"output": ["https://x/1.png"]},
+    )
     assert done.changed and done.job is not None and done.job.status is JobStatus.SUCCEEDED
     # The same snapshot applied again (a duplicate webhook, a late poll) changes nothing.
-    again = await store.apply(job, T0, source="sweeper", to_status=JobStatus.FAILED,
-                              values={"error_code": "x"})
+    again = await store.apply(
+        job, T0, source="sweeper", to_status=JobStatus.FAILED, values={"error_code": "x"}
+    )
     assert not again.changed
     assert again.job is not None and again.job.status is JobStatus.SUCCEEDED
     assert again.job.error_code is None and again.job.output == ["https://x/1.png"]
@@ -89,9 +95,13 @@ async def test_a_worker_cannot_finish_a_job_it_no_longer_holds(store: Store) -> 
     # The lease expires and another worker takes the job over.
     [theirs] = await store.claim_for_submit(T0 + LEASE * 2, "b", T0 + LEASE * 3, 10)
     assert theirs.id == mine.id and theirs.submit_attempts == 2
-    stale = await store.apply(mine, T0, source="submitter", owner="a", to_status=JobStatus.PROCESSING)
+    stale = await store.apply(
+        mine, T0, source="submitter", owner="a", to_status=JobStatus.PROCESSING
+    )
     assert not stale.changed
-    fresh = await store.apply(theirs, T0, source="submitter", owner="b", to_status=JobStatus.PROCESSING)
+    fresh = await store.apply(
+        theirs, T0, source="submitter", owner="b", to_status=JobStatus.PROCESSING
+    )
     assert fresh.changed
 
 
@@ -116,7 +126,11 @@ async def test_concurrent_claimers_never_share_a_job(store: Store, db_url: str) 
     stores = [Store(make_engine(db_url)) for _ in range(4)]
     try:
         batches = await asyncio.gather(
-            *[s.claim_for_submit(T0, f"w{i}", T0 + LEASE, 7) for i, s in enumerate(stores) for _ in range(2)]
+            *[
+                s.claim_for_submit(T0, f"w{i}", T0 + LEASE, 7)
+                for i, s in enumerate(stores)
+                for _ in range(2)
+            ]
         )
     finally:
         for s in stores:
@@ -146,8 +160,9 @@ async def test_webhook_is_recorded_raw_counted_and_applied_in_one_go(store: Stor
     cid = await client_id(store)
     job = await processing_job(store, cid, T0)
     body = '{"status":"success","output":["https://x/1.png"]}'
-    applied = await store.record_webhook(job.id, T0, body, JobStatus.SUCCEEDED,
-                                         {"output": ["https://x/1.png"]})
+    applied = await store.record_webhook(
+        job.id, T0, body, JobStatus.SUCCEEDED, {"output": ["https://x/1.png"]}
+    )
     assert applied.changed and applied.job is not None
     assert applied.job.webhooks == 1 and applied.job.status is JobStatus.SUCCEEDED
     events = await store.list_events(job.id)
@@ -157,8 +172,9 @@ async def test_webhook_is_recorded_raw_counted_and_applied_in_one_go(store: Stor
 async def test_a_rejected_webhook_is_recorded_and_changes_nothing_else(store: Store) -> None:
     cid = await client_id(store)
     job = await processing_job(store, cid, T0)
-    applied = await store.record_webhook(job.id, T0, "{}", JobStatus.SUCCEEDED, {"output": ["u"]},
-                                         reject_reason="track_id_mismatch")
+    applied = await store.record_webhook(
+        job.id, T0, "{}", JobStatus.SUCCEEDED, {"output": ["u"]}, reject_reason="track_id_mismatch"
+    )
     assert not applied.changed
     fresh = await store.get_job_by_id(job.id)
     assert fresh is not None and fresh.status is JobStatus.PROCESSING and fresh.output == []
@@ -174,7 +190,9 @@ async def test_idempotency_key_same_body_same_job_other_body_conflict(store: Sto
         await store.create_job(cid, JobRequest(image=IMAGE, prompt="b"), "k1", T0)
 
 
-async def test_concurrent_identical_idempotent_requests_make_one_job(store: Store, db_url: str) -> None:
+async def test_concurrent_identical_idempotent_requests_make_one_job(
+    store: Store, db_url: str
+) -> None:
     from service.store.engine import make_engine
 
     cid = await client_id(store)
@@ -194,8 +212,13 @@ async def test_notes_are_recorded_even_when_the_change_is_refused(store: Store) 
     cid = await client_id(store)
     job = await processing_job(store, cid, T0)
     await store.apply(job, T0, source="api", to_status=JobStatus.CANCELED)
-    await store.apply(job, T0, source="sweeper", to_status=JobStatus.SUCCEEDED,
-                      notes=[Note("poll", "sweeper", {"reply": {"status": "success"}})])
+    await store.apply(
+        job,
+        T0,
+        source="sweeper",
+        to_status=JobStatus.SUCCEEDED,
+        notes=[Note("poll", "sweeper", {"reply": {"status": "success"}})],
+    )
     kinds = [e.kind for e in await store.list_events(job.id)]
     assert "poll" in kinds and kinds[-1] == "ignored"
 

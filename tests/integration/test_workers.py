@@ -29,11 +29,24 @@ class Rig:
     client: int
 
 
-async def make_rig(store: Store, db_url: str, live: LiveServer, key: str = "k", base: str | None = None, **sim: object) -> Rig:
+async def make_rig(
+    store: Store,
+    db_url: str,
+    live: LiveServer,
+    key: str = "k",
+    base: str | None = None,
+    **sim: object,
+) -> Rig:
     simulator = Simulator(SimulatorConfig(public_url=live.url, **sim))  # type: ignore[arg-type]
     await live.start(simulator.app)
-    settings = make_settings(db_url, eta_grace_seconds=0.2, lease_seconds=10, provider_timeout_seconds=2,
-                             retry_backoff_base_seconds=1, poll_backoff_base_seconds=0.2)
+    settings = make_settings(
+        db_url,
+        eta_grace_seconds=0.2,
+        lease_seconds=10,
+        provider_timeout_seconds=2,
+        retry_backoff_base_seconds=1,
+        poll_backoff_base_seconds=0.2,
+    )
     provider = ModelsLabClient(base or f"{live.url}/api/v6", key, timeout_seconds=2)
     ctx = WorkContext(settings=settings, store=store, provider=provider, webhook_secret="s")
     return Rig(ctx, simulator, await client_id(store))
@@ -60,7 +73,9 @@ async def claim_for_poll(store: Store, owner: str = "w"):  # type: ignore[no-unt
     return claimed
 
 
-async def test_submit_moves_a_job_to_processing_with_its_first_poll_after_eta(rig: Rig, store: Store) -> None:
+async def test_submit_moves_a_job_to_processing_with_its_first_poll_after_eta(
+    rig: Rig, store: Store
+) -> None:
     job = await queued_job(store, rig.client, now(), width=256, height=192)
     claimed = await claim_one_for_submit(store)
     await submit_job(rig.ctx, claimed, "w")
@@ -73,7 +88,9 @@ async def test_submit_moves_a_job_to_processing_with_its_first_poll_after_eta(ri
     assert rig.sim.submits[str(job.id)] == 1  # the integer track_id reached the provider
 
 
-async def test_poll_before_ready_reschedules_and_after_ready_succeeds(rig: Rig, store: Store) -> None:
+async def test_poll_before_ready_reschedules_and_after_ready_succeeds(
+    rig: Rig, store: Store
+) -> None:
     await queued_job(store, rig.client, now())
     await submit_job(rig.ctx, await claim_one_for_submit(store), "w")
     early = await poll_job(rig.ctx, await claim_for_poll(store), owner="w")
@@ -86,7 +103,9 @@ async def test_poll_before_ready_reschedules_and_after_ready_succeeds(rig: Rig, 
     assert done.job.output and done.job.polls == 2
 
 
-async def test_a_provider_verdict_fails_the_job(store: Store, db_url: str, live: LiveServer) -> None:
+async def test_a_provider_verdict_fails_the_job(
+    store: Store, db_url: str, live: LiveServer
+) -> None:
     rig = await make_rig(store, db_url, live, key="")  # the simulator answers 401 without a key
     try:
         job = await queued_job(store, rig.client, now())
@@ -98,21 +117,29 @@ async def test_a_provider_verdict_fails_the_job(store: Store, db_url: str, live:
         await rig.ctx.provider.aclose()
 
 
-async def test_a_provider_outage_leaves_the_job_queued_for_a_retry(store: Store, db_url: str, live: LiveServer) -> None:
+async def test_a_provider_outage_leaves_the_job_queued_for_a_retry(
+    store: Store, db_url: str, live: LiveServer
+) -> None:
     rig = await make_rig(store, db_url, live, base=f"http://127.0.0.1:{free_port()}/api/v6")
     try:
         job = await queued_job(store, rig.client, now())
         await submit_job(rig.ctx, await claim_one_for_submit(store), "w")
         fresh = await store.get_job_by_id(job.id)
         assert fresh is not None and fresh.status is JobStatus.QUEUED
-        assert fresh.lease_owner is None and fresh.next_poll_at is not None and fresh.next_poll_at > now()
+        assert (
+            fresh.lease_owner is None
+            and fresh.next_poll_at is not None
+            and fresh.next_poll_at > now()
+        )
         kinds = [e.kind for e in await store.list_events(job.id)]
         assert kinds[-1] == "submit_error"
     finally:
         await rig.ctx.provider.aclose()
 
 
-async def test_a_failed_generation_fails_the_job(store: Store, db_url: str, live: LiveServer) -> None:
+async def test_a_failed_generation_fails_the_job(
+    store: Store, db_url: str, live: LiveServer
+) -> None:
     rig = await make_rig(store, db_url, live, eta_seconds=0.0, failure_rate=1.0)
     try:
         await queued_job(store, rig.client, now())
@@ -133,7 +160,9 @@ async def test_past_the_timeout_a_job_ends_timed_out_without_a_poll(rig: Rig, st
     assert sum(rig.sim.submits.values()) == 0
 
 
-async def test_the_runner_submits_a_new_job_at_once_and_sweeps_it_done(rig: Rig, store: Store) -> None:
+async def test_the_runner_submits_a_new_job_at_once_and_sweeps_it_done(
+    rig: Rig, store: Store
+) -> None:
     workers = Workers(rig.ctx)
     rig.ctx.settings = rig.ctx.settings.model_copy(
         update={"sweep_interval_seconds": 0.1, "submit_idle_seconds": 30}
@@ -154,7 +183,9 @@ async def test_the_runner_submits_a_new_job_at_once_and_sweeps_it_done(rig: Rig,
         await workers.stop(timeout=5)
 
 
-async def test_the_runner_survives_a_dead_provider_and_hands_back_claims(store: Store, db_url: str, live: LiveServer) -> None:
+async def test_the_runner_survives_a_dead_provider_and_hands_back_claims(
+    store: Store, db_url: str, live: LiveServer
+) -> None:
     rig = await make_rig(store, db_url, live, base=f"http://127.0.0.1:{free_port()}/api/v6")
     workers = Workers(rig.ctx)
     await workers.start()

@@ -37,14 +37,26 @@ async def test_submit_sends_key_webhook_and_integer_track_id() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "headers", "kind", "retry_after"),
     [
-        (429, {"status": "error", "message": "Rate limit exceeded. Maximum 5 queued requests allowed.", "retry_after": 30}, {}, "rate_limited", 30),
+        (
+            429,
+            {
+                "status": "error",
+                "message": "Rate limit exceeded. Maximum 5 queued requests allowed.",
+                "retry_after": 30,
+            },
+            {},
+            "rate_limited",
+            30,
+        ),
         (429, {}, {"retry-after": "12"}, "rate_limited", 12),
         (500, {"message": "boom"}, {}, "server_error", None),
         (503, "<html>busy</html>", {}, "server_error", None),
         (200, "<html>not json</html>", {}, "bad_reply", None),
     ],
 )
-async def test_retryable_answers(status: int, body: object, headers: dict[str, str], kind: str, retry_after: float | None) -> None:
+async def test_retryable_answers(
+    status: int, body: object, headers: dict[str, str], kind: str, retry_after: float | None
+) -> None:
     def handler(_request: httpx.Request) -> httpx.Response:
         if isinstance(body, str):
             return httpx.Response(status, text=body, headers=headers)

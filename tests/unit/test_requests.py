@@ -60,7 +60,9 @@ def test_callback_url_must_be_http() -> None:
 
 
 def test_provider_fields_carry_no_client_only_fields() -> None:
-    fields = JobRequest(image=URL, metadata={"a": 1}, callback_url="https://x.example/cb").provider_fields()
+    fields = JobRequest(
+        image=URL, metadata={"a": 1}, callback_url="https://x.example/cb"
+    ).provider_fields()
     assert "metadata" not in fields and "callback_url" not in fields and "seed" not in fields
     assert fields["base64"] is False
     assert JobRequest(image=URL, seed=42).provider_fields()["seed"] == 42
