@@ -1,0 +1,90 @@
+"""The simulator over real HTTP: the seed's validation, the reply shapes, real PNGs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from PIL import Image
+
+from service.provider.simulator import Simulator, SimulatorConfig
+from tests.live import LiveServer
+
+
+@pytest.fixture
+async def sim(live: LiveServer) -> AsyncIterator[tuple[httpx.AsyncClient, Simulator]]:
+    simulator = Simulator(SimulatorConfig(public_url=live.url, eta_seconds=0.2, seed=1))
+    await live.start(simulator.app)
+    async with httpx.AsyncClient(base_url=f"{live.url}/api/v6") as client:
+        yield client, simulator
+
+
+def png_base64(size: tuple[int, int]) -> str:
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 40, 40)).save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("width", 1441),
+        ("height", 2000),
+        ("overlap_width", 64),
+        ("num_inference_steps", 31),
+        ("width", "wide"),
+    ],
+)
+async def test_the_seeds_limits_are_enforced(
+    sim: tuple[httpx.AsyncClient, Simulator], field: str, value: object
+) -> None:
+    client, _ = sim
+    r = await client.post(
+        "/image_editing/outpaint", json={"key": "k", "image": "https://x/i.png", field: value}
+    )
+    assert r.status_code == 400 and r.json()["status"] == "error" and field in r.json()["message"]
+
+
+async def test_a_key_and_an_image_are_required(sim: tuple[httpx.AsyncClient, Simulator]) -> None:
+    client, _ = sim
+    assert (
+        await client.post("/image_editing/outpaint", json={"image": "https://x/i.png"})
+    ).status_code == 401
+    assert (await client.post("/image_editing/outpaint", json={"key": "k"})).status_code == 400
+
+
+async def test_processing_then_fetch_then_a_png_of_the_requested_size(
+    sim: tuple[httpx.AsyncClient, Simulator],
+) -> None:
+    client, _ = sim
+    body = {
+        "key": "k",
+        "image": png_base64((64, 48)),
+        "base64": True,
+        "width": 320,
+        "height": 200,
+        "track_id": 5,
+    }
+    first = (await client.post("/image_editing/outpaint", json=body)).json()
+    assert first["status"] == "processing" and first["eta"] == 0.2 and first["output"] == []
+    early = (await client.post(first["fetch_result"], json={"key": "k"})).json()
+    assert early["status"] == "processing"
+    await asyncio.sleep(0.25)
+    done = (await client.post(first["fetch_result"], json={"key": "k"})).json()
+    assert done["status"] == "success" and done["output"] == first["future_links"]
+    png = await client.get(done["output"][0])
+    image = Image.open(io.BytesIO(png.content))
+    assert image.format == "PNG" and image.size == (320, 200)
+    assert image.getpixel((160, 100)) == (200, 40, 40)  # the input sits in the middle
+
+
+async def test_fetch_of_an_unknown_id_answers_failed(
+    sim: tuple[httpx.AsyncClient, Simulator],
+) -> None:
+    client, _ = sim
+    r = (await client.post("/image_editing/fetch/1", json={"key": "k"})).json()
+    assert r == {"status": "failed", "id": "", "message": "Request not found"}
