@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
-from service.api import health, jobs, webhooks
+from service.api import health, jobs, metrics, webhooks
 from service.api.context import ApiContext
 from service.api.problems import EXCEPTION_HANDLERS
 from service.provider.client import ModelsLabClient
@@ -32,6 +32,10 @@ def simulator_config(settings: Settings, public_url: str) -> SimulatorConfig:
         webhook_duplicate_rate=settings.sim_webhook_duplicate_rate,
         webhook_delay_seconds=settings.sim_webhook_delay_seconds,
         failure_rate=settings.sim_failure_rate,
+        webhook_reorder_rate=settings.sim_webhook_reorder_rate,
+        queue_limit=settings.sim_queue_limit,
+        error_rate=settings.sim_error_rate,
+        fetch_delay_seconds=settings.sim_fetch_delay_seconds,
         seed=settings.sim_seed,
     )
 
@@ -74,7 +78,7 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> Starlette:
             await provider.aclose()
             await store.close()
 
-    routes: list[BaseRoute] = [*jobs.routes, *webhooks.routes, *health.routes]
+    routes: list[BaseRoute] = [*jobs.routes, *webhooks.routes, *health.routes, *metrics.routes]
     if simulator is not None:
         routes.append(Mount(SIMULATOR_MOUNT, app=simulator.app))
     app = Starlette(

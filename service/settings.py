@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     retry_backoff_base_seconds: float = Field(2.0, gt=0)
     retry_backoff_max_seconds: float = Field(300.0, gt=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    provider_max_inflight: int = Field(10, ge=1)
+    poll_rate_per_second: float = Field(10.0, gt=0)
 
     # The built-in simulator (used when MODELSLAB_API_KEY is unset).
     sim_eta_seconds: float = Field(3.0, ge=0)
@@ -49,6 +51,10 @@ class Settings(BaseSettings):
     sim_webhook_duplicate_rate: float = Field(0.0, ge=0, le=1)
     sim_webhook_delay_seconds: float = Field(0.0, ge=0)
     sim_failure_rate: float = Field(0.0, ge=0, le=1)
+    sim_webhook_reorder_rate: float = Field(0.0, ge=0, le=1)
+    sim_queue_limit: int = Field(0, ge=0)
+    sim_error_rate: float = Field(0.0, ge=0, le=1)
+    sim_fetch_delay_seconds: float = Field(0.0, ge=0)
     sim_seed: int | None = None
 
     @model_validator(mode="after")

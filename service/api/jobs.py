@@ -74,7 +74,7 @@ async def create_job(request: Request) -> Response:
     except ValidationError as exc:
         raise validation_problem(exc) from None
     if key is not None:
-        found = await ctx.store.find_by_idempotency_key(principal.client_id, key)
+        found = await ctx.store.find_by_idempotency_key(principal.client_id, key, ctx.work.clock())
         if found is not None:
             job, digest = found
             if digest != request_hash(job_request):

@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service import metrics
 from service.api.bodies import parse_json, read_body
 from service.api.context import ctx_of
 from service.api.problems import Problem
 from service.domain.outcomes import outcome_of
-from service.domain.states import JobStatus
+from service.domain.states import TERMINAL, JobStatus
 from service.domain.tokens import read_token
 from service.provider.replies import parse_reply
 from service.store.manager import Note
@@ -25,8 +26,13 @@ from service.store.manager import Note
 log = logging.getLogger("service.webhooks")
 
 
-def _unknown() -> Problem:
-    return Problem(404, "Not found", type_="not-found")
+def _refuse(outcome: str, problem: Problem) -> Problem:
+    metrics.WEBHOOKS.labels(outcome).inc()
+    return problem
+
+
+def _unknown(outcome: str = "unknown_token") -> Problem:
+    return _refuse(outcome, Problem(404, "Not found", type_="not-found"))
 
 
 async def modelslab_webhook(request: Request) -> Response:
@@ -35,8 +41,13 @@ async def modelslab_webhook(request: Request) -> Response:
     if track_id is None:
         log.warning("webhook refused: unknown token")
         raise _unknown()
-    body = await read_body(request, ctx.settings.max_body_bytes)
-    data = parse_json(body)
+    try:
+        body = await read_body(request, ctx.settings.max_body_bytes)
+        data = parse_json(body)
+    except Problem as problem:
+        refusal = "too_large" if problem.status == 413 else "malformed"
+        log.warning("webhook for track_id %s refused: %s", track_id, refusal)
+        raise _refuse(refusal, problem) from None
     reply = parse_reply(data)
     raw = body.decode("utf-8", errors="replace")
     now = ctx.work.clock()
@@ -58,6 +69,7 @@ async def modelslab_webhook(request: Request) -> Response:
     else:
         values = {}
         if outcome.warning:
+            metrics.UNKNOWN_REPLIES.labels("webhook").inc()
             log.warning("webhook for track_id %s: %s", track_id, outcome.warning)
             notes.append(Note("warning", "webhook", {"warning": outcome.warning}))
     if reply.provider_id and outcome.to_status is not None:
@@ -67,9 +79,15 @@ async def modelslab_webhook(request: Request) -> Response:
         track_id, now, raw, outcome.to_status, values, notes, reject_reason=reject
     )
     if applied.job is None:
-        raise _unknown()
+        raise _unknown("gone")
     if reject:
-        raise Problem(422, "Mismatched webhook", "The body's track_id does not match the URL.")
+        raise _refuse(
+            "mismatch",
+            Problem(422, "Mismatched webhook", "The body's track_id does not match the URL."),
+        )
+    metrics.WEBHOOKS.labels("applied" if applied.changed else "duplicate").inc()
+    if applied.changed and applied.job.status in TERMINAL:
+        ctx.wake_submitter()  # a slot at the provider freed up
     log.info(
         "webhook for job %s (%s): %s",
         applied.job.public_id,

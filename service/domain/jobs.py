@@ -32,6 +32,7 @@ class Job:
     webhooks: int
     attempts: int
     submit_attempts: int
+    crashed_submits: int
     version: int
     lease_owner: str | None
     lease_expires_at: datetime | None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from service import metrics
 from service.domain.replies import ProviderReply
 from service.provider.replies import as_number, parse_reply
 
@@ -104,6 +106,16 @@ class ModelsLabClient:
         return "." in domain and theirs.hostname.endswith("." + domain)
 
     async def _post(self, url: str, body: dict[str, Any], operation: str) -> ProviderReply:
+        started = time.perf_counter()
+        try:
+            return await self._call(url, body, operation)
+        except ProviderError as exc:
+            metrics.PROVIDER_ERRORS.labels(operation, exc.kind).inc()
+            raise
+        finally:
+            metrics.PROVIDER_LATENCY.labels(operation).observe(time.perf_counter() - started)
+
+    async def _call(self, url: str, body: dict[str, Any], operation: str) -> ProviderReply:
         try:
             response = await self._http.post(url, json=body)
         except httpx.TimeoutException as exc:

@@ -40,6 +40,10 @@ class SimulatorConfig:
     webhook_duplicate_rate: float = 0.0
     webhook_delay_seconds: float = 0.0
     failure_rate: float = 0.0
+    webhook_reorder_rate: float = 0.0  # a stale `processing` webhook after the final one
+    queue_limit: int = 0  # > 0: answer 429 beyond this many unfinished generations
+    error_rate: float = 0.0  # share of outpaint and fetch calls answered 500/503
+    fetch_delay_seconds: float = 0.0  # slow fetches
     seed: int | None = None
 
 
@@ -65,8 +69,13 @@ class Simulator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self.submits: Counter[str] = Counter()  # track_id -> outpaint calls
+        self.accepted: Counter[str] = Counter()  # track_id -> generations started
+        self.outcomes: dict[str, str] = {}  # track_id -> "success" | "failed" (the last)
         self.fetches: Counter[int] = Counter()  # generation id -> fetch calls
         self.webhooks_sent: Counter[int] = Counter()
+        self.peak_unfinished = 0
+        self.fetch_overlaps = 0  # fetches of one generation that overlapped another
+        self._fetching: Counter[int] = Counter()
         self.app = Starlette(
             routes=[
                 Route("/api/v6/image_editing/outpaint", self.outpaint, methods=["POST"]),
@@ -110,6 +119,20 @@ class Simulator:
         if problem:
             return _error(400, problem)
         self.submits[str(body.get("track_id"))] += 1
+        if self._rng.random() < self.config.error_rate:
+            return _error(self._rng.choice((500, 503)), "Server is busy, try again")
+        unfinished = self._unfinished()
+        if self.config.queue_limit and unfinished >= self.config.queue_limit:
+            limit = self.config.queue_limit
+            return JSONResponse(
+                {
+                    "status": "error",
+                    "message": f"Rate limit exceeded. Maximum {limit} queued requests allowed.",
+                    "retry_after": max(round(self.config.eta_seconds, 2), 0.1),
+                },
+                status_code=429,
+            )
+        self.peak_unfinished = max(self.peak_unfinished, unfinished + 1)
         gen = Generation(
             id=next(self._ids),
             request={k: v for k, v in body.items() if k != "key"},
@@ -120,6 +143,8 @@ class Simulator:
         )
         gen.outputs = [f"{self.base}/outputs/{gen.id}.png"]
         self._generations[gen.id] = gen
+        self.accepted[str(gen.track_id)] += 1
+        self.outcomes[str(gen.track_id)] = "failed" if gen.fails else "success"
         if gen.webhook:
             self._spawn(self._deliver(gen))
         return JSONResponse(
@@ -139,10 +164,20 @@ class Simulator:
         )
 
     async def fetch(self, request: Request) -> Response:
+        if self._rng.random() < self.config.error_rate:
+            return _error(self._rng.choice((500, 503)), "Server is busy, try again")
         gen = self._generations.get(request.path_params["id"])
         if gen is None:
             return JSONResponse({"status": "failed", "id": "", "message": "Request not found"})
         self.fetches[gen.id] += 1
+        self._fetching[gen.id] += 1
+        if self._fetching[gen.id] > 1:
+            self.fetch_overlaps += 1
+        try:
+            if self.config.fetch_delay_seconds:
+                await asyncio.sleep(self.config.fetch_delay_seconds)
+        finally:
+            self._fetching[gen.id] -= 1
         remaining = gen.ready_at - time.monotonic()
         if remaining > 0:
             return JSONResponse(
@@ -180,12 +215,20 @@ class Simulator:
         return JSONResponse(
             {
                 "submits": dict(self.submits),
+                "accepted": dict(self.accepted),
+                "outcomes": self.outcomes,
+                "peak_unfinished": self.peak_unfinished,
+                "fetch_overlaps": self.fetch_overlaps,
                 "fetches": {str(k): v for k, v in self.fetches.items()},
                 "webhooks_sent": {str(k): v for k, v in self.webhooks_sent.items()},
             }
         )
 
     # --- behaviour ------------------------------------------------------------------------
+
+    def _unfinished(self) -> int:
+        now = time.monotonic()
+        return sum(1 for g in self._generations.values() if g.ready_at > now)
 
     def _final(self, gen: Generation, for_webhook: bool) -> dict[str, Any]:
         if gen.fails:
@@ -217,9 +260,13 @@ class Simulator:
         if self._rng.random() < self.config.webhook_drop_rate:
             log.info("simulator dropped the webhook of generation %s", gen.id)
             return
-        copies = 2 if self._rng.random() < self.config.webhook_duplicate_rate else 1
-        payload = self._final(gen, for_webhook=True)
-        for _ in range(copies):
+        payloads = [self._final(gen, for_webhook=True)]
+        if self._rng.random() < self.config.webhook_duplicate_rate:
+            payloads.append(payloads[0])
+        if self._rng.random() < self.config.webhook_reorder_rate:
+            stale = {"status": "processing", "id": gen.id, "eta": 1, "track_id": gen.track_id}
+            payloads.append(stale)  # an earlier notice, delivered after the final one
+        for payload in payloads:
             assert gen.webhook is not None
             try:
                 await self._client().post(gen.webhook, json=payload)

@@ -19,6 +19,7 @@ from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service import metrics
 from service.domain.jobs import Event, Job
 from service.domain.outcomes import path_to
 from service.domain.requests import JobRequest
@@ -27,6 +28,7 @@ from service.store import queries as q
 from service.store.tables import jobs
 
 KEY_PREFIX = "opj_"
+IDEMPOTENCY_TTL = timedelta(hours=24)
 WEBHOOK_SECRET_KEY = "webhook_secret"
 
 
@@ -96,6 +98,7 @@ def job_from_row(row: Row[Any]) -> Job:
         webhooks=m["webhooks"],
         attempts=m["attempts"],
         submit_attempts=m["submit_attempts"],
+        crashed_submits=m["crashed_submits"],
         version=m["version"],
         lease_owner=m["lease_owner"],
         lease_expires_at=m["lease_expires_at"],
@@ -209,6 +212,11 @@ class Store:
         constraint decides between concurrent identical requests: the loser reads the
         winner's job. Returns (job, created)."""
         digest = request_hash(request)
+        if idempotency_key is not None:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    q.forget_idempotency_key(client_id, idempotency_key, now - IDEMPOTENCY_TTL)
+                )
         values = {
             "public_id": "job_" + secrets.token_hex(12),
             "client_id": client_id,
@@ -241,10 +249,15 @@ class Store:
             raise IdempotencyConflict(idempotency_key)
         return job_from_row(found), False
 
-    async def find_by_idempotency_key(self, client_id: int, key: str) -> tuple[Job, str] | None:
+    async def find_by_idempotency_key(
+        self, client_id: int, key: str, now: datetime
+    ) -> tuple[Job, str] | None:
+        """The job a live (under 24 hours old) Idempotency-Key names, with its body's hash."""
         async with self.engine.connect() as conn:
             row = (await conn.execute(q.get_job_by_idempotency_key(client_id, key))).first()
-        return (job_from_row(row), row.request_hash) if row else None
+        if row is None or row.created_at < now - IDEMPOTENCY_TTL:
+            return None
+        return job_from_row(row), row.request_hash
 
     async def get_job(self, public_id: str, client_id: int | None = None) -> Job | None:
         async with self.engine.connect() as conn:
@@ -275,17 +288,40 @@ class Store:
     # --- claims -----------------------------------------------------------------------------
 
     async def claim_for_submit(
-        self, now: datetime, owner: str, lease_until: datetime, limit: int
+        self,
+        now: datetime,
+        owner: str,
+        lease_until: datetime,
+        limit: int,
+        max_inflight: int | None = None,
     ) -> list[Job]:
-        stmt = q.claim_due(
-            JobStatus.QUEUED,
-            now,
-            owner,
-            lease_until,
-            limit,
-            extra={"submit_attempts": jobs.c.submit_attempts + 1},
-        )
-        return await self._claim(stmt)
+        """Claim queued jobs, oldest due first, without letting the jobs unfinished at the
+        provider pass `max_inflight` across every process sharing the database."""
+        async with self.engine.begin() as conn:
+            if max_inflight is not None:
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(q.lock_capacity())
+                inflight = (await conn.execute(q.count_inflight(now))).scalar_one()
+                limit = min(limit, max_inflight - int(inflight))
+                if limit <= 0:
+                    return []
+            stmt = q.claim_due(
+                JobStatus.QUEUED,
+                now,
+                owner,
+                lease_until,
+                limit,
+                extra={
+                    "submit_attempts": jobs.c.submit_attempts + 1,
+                    "crashed_submits": q.crashed_claim_count(),
+                },
+            )
+            rows = (await conn.execute(stmt)).all()
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_poll_at, j.id))
+
+    async def inflight(self, now: datetime) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(q.count_inflight(now))).scalar_one())
 
     async def claim_for_poll(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
@@ -305,9 +341,12 @@ class Store:
             rows = (await conn.execute(stmt)).all()
         return sorted((job_from_row(r) for r in rows), key=lambda j: (j.next_poll_at, j.id))
 
-    async def release_claims(self, owner: str) -> None:
+    async def release_claims(self, owner: str, status: JobStatus = JobStatus.PROCESSING) -> None:
+        """Hand back claims on shutdown. Only poll claims by default: a submit cut off
+        mid-call may have reached the provider, so its claim is left to expire and counts
+        as a crashed submit."""
         async with self.engine.begin() as conn:
-            await conn.execute(q.release_claims(owner))
+            await conn.execute(q.release_claims(owner, status))
 
     # --- changes -----------------------------------------------------------------------------
 
@@ -383,6 +422,7 @@ class Store:
                     job.id, now, "transition", source, {}, current.status.value, step.value
                 )
             )
+            metrics.TRANSITIONS.labels(step.value, source).inc()
             current = job_from_row(row)
         return Applied(current, True)
 

@@ -13,14 +13,17 @@ from sqlalchemy import (
     Delete,
     Insert,
     Select,
+    TextClause,
     Update,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -214,12 +217,55 @@ def update_job(
     )
 
 
-def release_claims(owner: str) -> Update:
-    """Hand back every claim of one worker (on shutdown)."""
+def release_claims(owner: str, status: JobStatus) -> Update:
+    """Hand back one worker's claims on jobs in `status` (on shutdown)."""
     return (
         update(jobs)
-        .where(jobs.c.lease_owner == owner)
+        .where(jobs.c.lease_owner == owner, jobs.c.status == status.value)
         .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+CAPACITY_LOCK = 0x6F75_7470  # "outp": serialises submit claims across replicas (PostgreSQL)
+
+
+def lock_capacity() -> TextClause:
+    return text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=CAPACITY_LOCK)
+
+
+def count_inflight(now: datetime) -> Select[Any]:
+    """Jobs unfinished at the provider: processing, or queued under a live submit claim."""
+    return (
+        select(func.count())
+        .select_from(jobs)
+        .where(
+            or_(
+                jobs.c.status == bindparam("processing", "processing", literal_execute=True),
+                and_(
+                    jobs.c.status == bindparam("queued", "queued", literal_execute=True),
+                    jobs.c.lease_expires_at > now,
+                ),
+            )
+        )
+    )
+
+
+def crashed_claim_count() -> ColumnElement[Any]:
+    """+1 when the claim being taken over was left behind by a worker (it never recorded an
+    outcome, so its submit may have reached the provider)."""
+    return jobs.c.crashed_submits + case((jobs.c.lease_owner.is_not(None), 1), else_=0)
+
+
+def forget_idempotency_key(client_id: int, key: str, created_before: datetime) -> Update:
+    """Idempotency keys live 24 hours: free an old one so it can name a new job."""
+    return (
+        update(jobs)
+        .where(
+            jobs.c.client_id == client_id,
+            jobs.c.idempotency_key == key,
+            jobs.c.created_at < created_before,
+        )
+        .values(idempotency_key=None)
     )
 
 

@@ -80,6 +80,9 @@ jobs = Table(
     Column("webhooks", Integer, nullable=False, server_default="0"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("submit_attempts", Integer, nullable=False, server_default="0"),
+    # Claims for submission taken over from a worker that died holding them: each may have
+    # reached ModelsLab, so the job is resubmitted after at most one of them.
+    Column("crashed_submits", Integer, nullable=False, server_default="0"),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("lease_owner", String(100)),
     Column("lease_expires_at", UTCDateTime()),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from service import metrics
 from service.domain import scheduling
 from service.domain.jobs import Job
 from service.domain.outcomes import TIMED_OUT, outcome_of
@@ -50,6 +51,7 @@ async def poll_job(ctx: WorkContext, job: Job, owner: str, source: str = "sweepe
             deadline,
         )
         log.warning("poll of job %s failed (%s); next at %s", job.public_id, exc.kind, when)
+        metrics.POLLS.labels("error").inc()
         return await ctx.store.apply(
             job,
             now,
@@ -64,7 +66,13 @@ async def poll_job(ctx: WorkContext, job: Job, owner: str, source: str = "sweepe
     outcome = outcome_of(reply)
     notes = [Note("poll", source, {"reply": reply.raw})]
     values: dict[str, object] = {"provider_status": reply.raw_status}
+    metrics.POLLS.labels(
+        outcome.to_status.value
+        if outcome.to_status
+        else ("unknown" if outcome.warning else "processing")
+    ).inc()
     if outcome.warning:
+        metrics.UNKNOWN_REPLIES.labels(source).inc()
         log.warning("job %s: poll answered %s", job.public_id, outcome.warning)
         notes.append(Note("warning", source, {"warning": outcome.warning}))
     if outcome.to_status is JobStatus.SUCCEEDED:

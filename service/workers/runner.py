@@ -8,6 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from service.domain.jobs import Job
+from service.domain.states import TERMINAL
+from service.workers.budget import RateBudget
 from service.workers.context import WorkContext, new_owner
 from service.workers.poller import poll_job
 from service.workers.submitter import submit_job
@@ -28,6 +30,7 @@ class Workers:
         self._stopping = asyncio.Event()
         self._wake_submitter = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.poll_budget = RateBudget(ctx.settings.poll_rate_per_second)
 
     def wake(self) -> None:
         self._wake_submitter.set()
@@ -50,10 +53,11 @@ class Workers:
                 self._loop(
                     "sweeper",
                     self._claim_poll,
-                    lambda job: poll_job(self.ctx, job, self.owner),
+                    self._poll,
                     s.poll_concurrency,
                     s.sweep_interval_seconds,
                     None,
+                    self.poll_budget,
                 ),
                 name="sweeper",
             ),
@@ -78,7 +82,11 @@ class Workers:
     async def _claim_submit(self, limit: int) -> list[Job]:
         now = self.ctx.clock()
         return await self.ctx.store.claim_for_submit(
-            now, self.owner, self.ctx.lease_until(now), limit
+            now,
+            self.owner,
+            self.ctx.lease_until(now),
+            limit,
+            max_inflight=self.ctx.settings.provider_max_inflight,
         )
 
     async def _claim_poll(self, limit: int) -> list[Job]:
@@ -86,6 +94,11 @@ class Workers:
         return await self.ctx.store.claim_for_poll(
             now, self.owner, self.ctx.lease_until(now), limit
         )
+
+    async def _poll(self, job: Job) -> None:
+        applied = await poll_job(self.ctx, job, self.owner)
+        if applied.changed and applied.job is not None and applied.job.status in TERMINAL:
+            self.wake()  # a slot at the provider freed up
 
     async def _guard(self, name: str, handle: Handle, job: Job) -> None:
         try:
@@ -105,17 +118,25 @@ class Workers:
         capacity: int,
         idle_seconds: float,
         wake: asyncio.Event | None,
+        budget: RateBudget | None = None,
     ) -> None:
         inflight: set[asyncio.Task[None]] = set()
         try:
             while not self._stopping.is_set():
                 free = capacity - len(inflight)
+                if budget is not None and free > 0 and budget.available() < free:
+                    free = budget.available()
+                    if free <= 0:  # over the rate budget: wait for the next token
+                        await self._idle(budget.seconds_until_one(), None, set())
+                        continue
                 claimed: list[Job] = []
                 if free > 0:
                     try:
                         claimed = await claim(free)
                     except Exception:
                         log.exception("%s: claim failed", name)
+                    if budget is not None:
+                        budget.spend(len(claimed))
                     for job in claimed:
                         task = asyncio.create_task(self._guard(name, handle, job))
                         inflight.add(task)
@@ -127,8 +148,10 @@ class Workers:
                     continue
                 await self._idle(idle_seconds, wake, inflight if free <= 0 else set())
         finally:
-            if inflight:
-                await asyncio.wait(inflight, timeout=self.ctx.settings.provider_timeout_seconds)
+            try:
+                if inflight:
+                    await asyncio.wait(inflight, timeout=self.ctx.settings.provider_timeout_seconds)
+            finally:
                 for task in inflight:
                     task.cancel()
 

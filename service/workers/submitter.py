@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
+from service import metrics
 from service.domain import scheduling
 from service.domain.jobs import Job
 from service.domain.outcomes import PROVIDER_REJECTED, TIMED_OUT, outcome_of
@@ -40,6 +42,13 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
             owner=owner,
         )
         return
+    notes: list[Note] = []
+    if job.crashed_submits > 1:
+        await _give_up_resubmitting(ctx, job, owner, now)
+        return
+    if job.crashed_submits == 1 and job.submit_attempts > 1:
+        log.warning("job %s: resubmitting once after a crashed submit", job.public_id)
+        notes.append(Note("resubmit_after_crash", "submitter", {"attempt": job.submit_attempts}))
     request = JobRequest(**job.request, callback_url=job.callback_url, metadata=job.metadata)
     try:
         reply = await ctx.provider.submit(request.provider_fields(), webhook_url(ctx, job), job.id)
@@ -53,6 +62,7 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
             exc.retry_after,
         )
         log.warning("submit of job %s failed (%s); retry at %s", job.public_id, exc.kind, when)
+        metrics.SUBMITS.labels("error").inc()
         await ctx.store.apply(
             job,
             now,
@@ -60,17 +70,19 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
             values={"next_poll_at": when, **RELEASE},
             owner=owner,
             notes=[
+                *notes,
                 Note(
                     "submit_error",
                     "submitter",
                     {"kind": exc.kind, "message": str(exc), "retry_at": when.isoformat()},
-                )
+                ),
             ],
         )
         return
     except ProviderRejected as exc:
         now = ctx.clock()
         log.warning("provider rejected job %s: %s", job.public_id, exc.message)
+        metrics.SUBMITS.labels("rejected").inc()
         await ctx.store.apply(
             job,
             now,
@@ -79,11 +91,12 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
             values={"error_code": PROVIDER_REJECTED, "error_message": exc.message},
             owner=owner,
             notes=[
+                *notes,
                 Note(
                     "submit_rejected",
                     "submitter",
                     {"status_code": exc.status_code, "message": exc.message},
-                )
+                ),
             ],
         )
         return
@@ -110,7 +123,9 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
         values["output"] = list(outcome.output)
     else:
         values.update(error_code=outcome.error_code, error_message=outcome.error_message)
+    metrics.SUBMITS.labels("accepted").inc()
     if outcome.warning:
+        metrics.UNKNOWN_REPLIES.labels("submit").inc()
         log.warning("job %s: submit answered %s", job.public_id, outcome.warning)
     applied = await ctx.store.apply(
         job,
@@ -119,7 +134,31 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
         to_status=to_status,
         values=values,
         owner=owner,
-        notes=[Note("submit", "submitter", {"reply": reply.raw})],
+        notes=[*notes, Note("submit", "submitter", {"reply": reply.raw})],
     )
     if applied.changed:
         log.info("job %s submitted: provider id %s", job.public_id, reply.provider_id)
+
+
+async def _give_up_resubmitting(ctx: WorkContext, job: Job, owner: str, now: datetime) -> None:
+    """The one resubmission after a crash was itself cut off. ModelsLab has no idempotency
+    key, so a third send could pay for a third generation: instead wait for the webhook
+    (its URL names this job) until the job's deadline, where the sweeper times it out."""
+    log.warning("job %s: two submits cut off by crashes; waiting for a webhook", job.public_id)
+    metrics.SUBMITS.labels("skipped").inc()
+    deadline = scheduling.deadline(job.created_at, ctx.settings.job_timeout_seconds)
+    await ctx.store.apply(
+        job,
+        now,
+        source="submitter",
+        to_status=JobStatus.PROCESSING,
+        values={"provider_status": "unknown", "next_poll_at": deadline, **RELEASE},
+        owner=owner,
+        notes=[
+            Note(
+                "submit_skipped",
+                "submitter",
+                {"reason": "crashed_twice", "crashed_submits": job.crashed_submits},
+            )
+        ],
+    )

@@ -148,12 +148,79 @@ async def test_the_sweeper_claims_only_overdue_processing_jobs(store: Store) -> 
     assert [j.id for j in due] == [soon.id]
 
 
-async def test_release_claims_hands_work_back(store: Store) -> None:
+async def test_release_claims_hands_back_polls_but_not_submits(store: Store) -> None:
     cid = await client_id(store)
+    await processing_job(store, cid, T0, poll_in=0)
     await queued_job(store, cid, T0)
     await store.claim_for_submit(T0, "dying", T0 + LEASE, 10)
+    await store.claim_for_poll(T0, "dying", T0 + LEASE, 10)
     await store.release_claims("dying")
-    assert len(await store.claim_for_submit(T0, "next", T0 + LEASE, 10)) == 1
+    assert len(await store.claim_for_poll(T0, "next", T0 + LEASE, 10)) == 1
+    # A submit cut off mid-call may have reached the provider: its claim runs out instead.
+    assert await store.claim_for_submit(T0, "next", T0 + LEASE, 10) == []
+
+
+async def test_a_claim_taken_over_from_a_dead_worker_counts_as_a_crashed_submit(
+    store: Store,
+) -> None:
+    cid = await client_id(store)
+    await queued_job(store, cid, T0)
+    [first] = await store.claim_for_submit(T0, "a", T0 + LEASE, 1)
+    assert (first.submit_attempts, first.crashed_submits) == (1, 0)
+    later = T0 + LEASE * 2
+    [second] = await store.claim_for_submit(later, "b", later + LEASE, 1)
+    assert (second.submit_attempts, second.crashed_submits) == (2, 1)
+    # A claim that was handed back cleanly (a retryable error) does not count.
+    await store.apply(
+        second, later, source="t", owner="b", values={"lease_owner": None, "lease_expires_at": None}
+    )
+    [third] = await store.claim_for_submit(later, "c", later + LEASE, 1)
+    assert (third.submit_attempts, third.crashed_submits) == (3, 1)
+
+
+async def test_submit_claims_respect_the_provider_capacity(store: Store) -> None:
+    cid = await client_id(store)
+    await processing_job(store, cid, T0)
+    for _ in range(5):
+        await queued_job(store, cid, T0)
+    first = await store.claim_for_submit(T0, "a", T0 + LEASE, 10, max_inflight=3)
+    assert len(first) == 2  # one slot is taken by the processing job
+    assert await store.claim_for_submit(T0, "b", T0 + LEASE, 10, max_inflight=3) == []
+    assert await store.inflight(T0) == 3
+    # Once the claims lapse the slots are free again, oldest job first.
+    later = T0 + LEASE * 2
+    again = await store.claim_for_submit(later, "c", later + LEASE, 10, max_inflight=3)
+    assert [j.id for j in again] == [j.id for j in first]
+
+
+async def test_capacity_holds_across_concurrent_claimers(store: Store, db_url: str) -> None:
+    from service.store.engine import make_engine
+
+    cid = await client_id(store)
+    for _ in range(20):
+        await queued_job(store, cid, T0)
+    stores = [Store(make_engine(db_url)) for _ in range(4)]
+    try:
+        batches = await asyncio.gather(
+            *[
+                s.claim_for_submit(T0, f"w{i}", T0 + LEASE, 5, max_inflight=7)
+                for i, s in enumerate(stores)
+            ]
+        )
+    finally:
+        for s in stores:
+            await s.close()
+    assert sum(len(b) for b in batches) == 7
+
+
+async def test_idempotency_keys_expire_after_24_hours(store: Store) -> None:
+    cid = await client_id(store)
+    first, _ = await store.create_job(cid, JobRequest(image=IMAGE, prompt="a"), "k", T0)
+    assert await store.find_by_idempotency_key(cid, "k", T0 + timedelta(hours=23)) is not None
+    later = T0 + timedelta(hours=25)
+    assert await store.find_by_idempotency_key(cid, "k", later) is None
+    second, created = await store.create_job(cid, JobRequest(image=IMAGE, prompt="b"), "k", later)
+    assert created and second.id != first.id
 
 
 async def test_webhook_is_recorded_raw_counted_and_applied_in_one_go(store: Store) -> None:
