@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from service.app import create_app
-from tests.conftest import make_settings
-from tests.live import LiveServer
+from tests.e2e.conftest import Running, Start
 
 pytestmark = pytest.mark.e2e
 
@@ -26,29 +23,9 @@ BODY = {
     "height": 192,
 }
 
-Start = Callable[..., Any]
 
-
-@pytest.fixture
-async def service(db_url: str, live: LiveServer) -> AsyncIterator[Start]:
-    clients: list[httpx.AsyncClient] = []
-
-    async def start(**overrides: object) -> tuple[httpx.AsyncClient, dict[str, str]]:
-        settings = make_settings(
-            db_url, host="127.0.0.1", port=live.port, sweep_interval_seconds=0.1, **overrides
-        )
-        app = create_app(settings)
-        await live.start(app)
-        raw, _ = await app.state.ctx.store.create_key(
-            "team-a", ["jobs:write", "jobs:read"], app.state.ctx.work.clock()
-        )
-        client = httpx.AsyncClient(base_url=live.url, timeout=10)
-        clients.append(client)
-        return client, {"Authorization": f"Bearer {raw}"}
-
-    yield start
-    for c in clients:
-        await c.aclose()
+def split(running: Running) -> tuple[httpx.AsyncClient, dict[str, str]]:
+    return running.client, running.headers
 
 
 async def wait_until_done(
@@ -74,7 +51,7 @@ async def transitions(
 async def test_a_job_succeeds_through_a_real_webhook_with_a_png_of_the_asked_size(
     service: Start,
 ) -> None:
-    client, headers = await service(sim_eta_seconds=0.3, eta_grace_seconds=30)
+    client, headers = split(await service(sim_eta_seconds=0.3, eta_grace_seconds=30))
     created = await client.post("/v1/jobs", json=BODY, headers=headers)
     assert created.status_code == 202
     job = await wait_until_done(client, headers, created.json()["id"])
@@ -92,8 +69,8 @@ async def test_a_job_succeeds_through_a_real_webhook_with_a_png_of_the_asked_siz
 async def test_a_dropped_webhook_is_recovered_by_the_sweeper_no_earlier_than_the_eta(
     service: Start,
 ) -> None:
-    client, headers = await service(
-        sim_eta_seconds=0.6, eta_grace_seconds=0.2, sim_webhook_drop_rate=1.0
+    client, headers = split(
+        await service(sim_eta_seconds=0.6, eta_grace_seconds=0.2, sim_webhook_drop_rate=1.0)
     )
     created = await client.post("/v1/jobs", json=BODY, headers=headers)
     job = await wait_until_done(client, headers, created.json()["id"])
@@ -111,7 +88,9 @@ async def test_a_dropped_webhook_is_recovered_by_the_sweeper_no_earlier_than_the
 async def test_a_failed_generation_reaches_failed_with_the_providers_message(
     service: Start,
 ) -> None:
-    client, headers = await service(sim_eta_seconds=0.2, eta_grace_seconds=30, sim_failure_rate=1.0)
+    client, headers = split(
+        await service(sim_eta_seconds=0.2, eta_grace_seconds=30, sim_failure_rate=1.0)
+    )
     created = await client.post("/v1/jobs", json=BODY, headers=headers)
     job = await wait_until_done(client, headers, created.json()["id"])
     assert job["status"] == "failed"
@@ -119,8 +98,8 @@ async def test_a_failed_generation_reaches_failed_with_the_providers_message(
 
 
 async def test_refresh_polls_the_provider_now(service: Start) -> None:
-    client, headers = await service(
-        sim_eta_seconds=0.3, eta_grace_seconds=60, sim_webhook_drop_rate=1.0
+    client, headers = split(
+        await service(sim_eta_seconds=0.3, eta_grace_seconds=60, sim_webhook_drop_rate=1.0)
     )
     created = (await client.post("/v1/jobs", json=BODY, headers=headers)).json()
     for _ in range(100):
