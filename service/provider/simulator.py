@@ -82,6 +82,7 @@ class Simulator:
                 Route("/api/v6/image_editing/fetch/{id:int}", self.fetch, methods=["POST"]),
                 Route("/outputs/{id:int}.png", self.output, methods=["GET"]),
                 Route("/_sim/log", self.log, methods=["GET"]),
+                Route("/healthz", self.healthz, methods=["GET"]),
             ],
             lifespan=self._lifespan,
         )
@@ -210,6 +211,9 @@ class Simulator:
             while len(self._images) > 64:
                 self._images.popitem(last=False)
         return Response(png, media_type="image/png")
+
+    async def healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
 
     async def log(self, _request: Request) -> Response:
         return JSONResponse(

@@ -19,7 +19,7 @@ from service.workers.runner import Workers
 from service.workers.submitter import submit_job
 from tests.conftest import make_settings, now
 from tests.factories import client_id, queued_job
-from tests.live import LiveServer, free_port
+from tests.live import BlackHole, LiveServer, free_port
 
 
 @dataclass
@@ -204,3 +204,65 @@ async def test_the_runner_survives_a_dead_provider_and_hands_back_claims(
         await rig.ctx.provider.aclose()
     fresh = await store.get_job_by_id(job.id)
     assert fresh is not None and fresh.status is JobStatus.QUEUED and fresh.lease_owner is None
+
+
+async def test_one_resubmission_after_a_crashed_submit(rig: Rig, store: Store) -> None:
+    job = await queued_job(store, rig.client, now())
+    t = now()
+    await store.claim_for_submit(t, "dead", t + timedelta(seconds=1), 1)  # then the worker dies
+    later = t + timedelta(seconds=2)
+    [claimed] = await store.claim_for_submit(later, "w", later + timedelta(seconds=10), 1)
+    assert claimed.crashed_submits == 1
+    await submit_job(rig.ctx, claimed, "w")
+    fresh = await store.get_job_by_id(job.id)
+    assert fresh is not None and fresh.status is JobStatus.PROCESSING
+    assert "resubmit_after_crash" in [e.kind for e in await store.list_events(job.id)]
+    assert rig.sim.accepted[str(job.id)] == 1
+
+
+async def test_never_a_second_resubmission_after_crashes(rig: Rig, store: Store) -> None:
+    job = await queued_job(store, rig.client, now())
+    t = now()
+    for i in range(2):  # two workers die holding the claim
+        t = t + timedelta(seconds=2)
+        await store.claim_for_submit(t, f"dead{i}", t + timedelta(seconds=1), 1)
+    t = t + timedelta(seconds=2)
+    [claimed] = await store.claim_for_submit(t, "w", t + timedelta(seconds=10), 1)
+    assert claimed.crashed_submits == 2
+    await submit_job(rig.ctx, claimed, "w")
+    assert rig.sim.submits[str(job.id)] == 0  # not sent a third time
+    fresh = await store.get_job_by_id(job.id)
+    assert fresh is not None and fresh.status is JobStatus.PROCESSING
+    assert fresh.next_poll_at == fresh.created_at + timedelta(
+        seconds=rig.ctx.settings.job_timeout_seconds
+    )
+    assert [
+        e.detail["reason"] for e in await store.list_events(job.id) if e.kind == "submit_skipped"
+    ] == ["crashed_twice"]
+
+
+async def test_stop_leaves_an_interrupted_submit_claimed(
+    store: Store, db_url: str, live: LiveServer
+) -> None:
+    """A submit cut off by shutdown may have reached the provider: its claim is not handed
+    back, so the next claim counts it as crashed."""
+    rig = await make_rig(store, db_url, live, eta_seconds=0.2)
+    hang = BlackHole()
+    await hang.start()
+    rig.ctx.provider = ModelsLabClient(f"{hang.url}/api/v6", "k", timeout_seconds=20)
+    workers = Workers(rig.ctx)
+    try:
+        await workers.start()
+        job = await queued_job(store, rig.client, now())
+        workers.wake()
+        await asyncio.sleep(0.3)
+        await workers.stop(timeout=0.2)
+    finally:
+        await rig.ctx.provider.aclose()
+        await hang.stop()
+    fresh = await store.get_job_by_id(job.id)
+    assert (
+        fresh is not None
+        and fresh.status is JobStatus.QUEUED
+        and fresh.lease_owner == workers.owner
+    )
