@@ -126,3 +126,30 @@ async def test_an_unknown_status_is_recorded_with_a_warning(api: Api) -> None:
     ]
     fresh = await api.store.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "processing"
+
+
+async def test_every_refusal_is_counted_in_the_metrics(api: Api) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counts() -> dict[str, float]:
+        text = metrics.render().decode()
+        [family] = [
+            f
+            for f in text_string_to_metric_families(text)
+            if f.name == "outpaint_webhooks_received"
+        ]
+        return {s.labels["outcome"]: s.value for s in family.samples if s.name.endswith("_total")}
+
+    from service import metrics
+
+    job, url = await setup(api)
+    before = counts()
+    await api.client.post("/webhooks/modelslab/garbage", json={})
+    await api.client.post(url, content=b"{")
+    await api.client.post(url, content=b"x" * (1024 * 1024 + 1))
+    await api.client.post(url, json=success(job.id + 1))
+    await api.client.post(url, json=success(job.id))
+    await api.client.post(url, json=success(job.id))
+    after = counts()
+    for outcome in ("unknown_token", "malformed", "too_large", "mismatch", "applied", "duplicate"):
+        assert after.get(outcome, 0) - before.get(outcome, 0) == 1, outcome
