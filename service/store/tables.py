@@ -30,7 +30,9 @@ metadata = MetaData(
 # BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-UNFINISHED_SQL = "status IN ('queued', 'processing')"
+QUEUED_SQL = "status = 'queued'"
+PROCESSING_SQL = "status = 'processing'"
+FINISHED_SQL = "status IN ('succeeded', 'failed', 'timed_out', 'canceled')"
 
 clients = Table(
     "clients",
@@ -89,13 +91,28 @@ jobs = Table(
     Column("callback_url", Text),
     Column("metadata", Json, nullable=False),
     UniqueConstraint("client_id", "idempotency_key"),
-    # The claim queries of the submitter and the sweeper scan only unfinished jobs.
+    # One partial index per claim query, matching its WHERE and ORDER BY, so a claim reads
+    # only unfinished rows however much finished history the table holds.
     Index(
-        "ix_jobs_due_unfinished",
-        "status",
+        "ix_jobs_submit_due",
         "next_poll_at",
-        postgresql_where=text(UNFINISHED_SQL),
-        sqlite_where=text(UNFINISHED_SQL),
+        "id",
+        postgresql_where=text(QUEUED_SQL),
+        sqlite_where=text(QUEUED_SQL),
+    ),
+    Index(
+        "ix_jobs_poll_due",
+        "next_poll_at",
+        "id",
+        postgresql_where=text(PROCESSING_SQL),
+        sqlite_where=text(PROCESSING_SQL),
+    ),
+    # Retention deletes finished jobs oldest first.
+    Index(
+        "ix_jobs_finished_completed_at",
+        "completed_at",
+        postgresql_where=text(FINISHED_SQL),
+        sqlite_where=text(FINISHED_SQL),
     ),
     Index("ix_jobs_client_id_id", "client_id", "id"),
     Index("ix_jobs_status_id", "status", "id"),

@@ -1,0 +1,42 @@
+"""Fill the jobs table fast, in SQL, for plan tests and benchmarks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+COLUMNS = (
+    "public_id, client_id, status, request, request_hash, output, created_at, updated_at,"
+    " completed_at, next_poll_at, metadata"
+)
+
+
+async def seed_jobs(
+    conn: AsyncConnection, client_id: int, n: int, status: str, at: datetime, tag: str
+) -> None:
+    """`n` jobs in `status`; finished ones completed at `at`, unfinished ones due at `at`."""
+    finished = status not in ("queued", "processing")
+    if conn.dialect.name == "postgresql":
+        sql = f"""
+            INSERT INTO jobs ({COLUMNS})
+            SELECT 'job_{tag}_' || g, :client, :status, '{{}}'::jsonb, 'seed', '[]'::jsonb,
+                   :at, :at, {':at' if finished else 'NULL'}, {'NULL' if finished else ':at'},
+                   '{{}}'::jsonb
+            FROM generate_series(1, :n) AS g
+        """
+    else:
+        sql = f"""
+            INSERT INTO jobs ({COLUMNS})
+            WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n)
+            SELECT 'job_{tag}_' || x, :client, :status, '{{}}', 'seed', '[]',
+                   :at, :at, {':at' if finished else 'NULL'}, {'NULL' if finished else ':at'}, '{{}}'
+            FROM g
+        """
+    at_value: object = at if conn.dialect.name == "postgresql" else at.replace(tzinfo=None).isoformat(sep=" ")
+    await conn.execute(text(sql), {"client": client_id, "status": status, "at": at_value, "n": n})
+
+
+async def analyze(conn: AsyncConnection) -> None:
+    await conn.execute(text("ANALYZE"))
