@@ -22,7 +22,7 @@ async def seed_jobs(
         sql = f"""
             INSERT INTO jobs ({COLUMNS})
             SELECT 'job_{tag}_' || g, :client, :status, '{{}}'::jsonb, 'seed', '[]'::jsonb,
-                   :at, :at, {':at' if finished else 'NULL'}, {'NULL' if finished else ':at'},
+                   :at, :at, {":at" if finished else "NULL"}, {"NULL" if finished else ":at"},
                    '{{}}'::jsonb
             FROM generate_series(1, :n) AS g
         """
@@ -31,10 +31,12 @@ async def seed_jobs(
             INSERT INTO jobs ({COLUMNS})
             WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n)
             SELECT 'job_{tag}_' || x, :client, :status, '{{}}', 'seed', '[]',
-                   :at, :at, {':at' if finished else 'NULL'}, {'NULL' if finished else ':at'}, '{{}}'
+                   :at, :at, {":at" if finished else "NULL"}, {"NULL" if finished else ":at"}, '{{}}'
             FROM g
         """
-    at_value: object = at if conn.dialect.name == "postgresql" else at.replace(tzinfo=None).isoformat(sep=" ")
+    at_value: object = (
+        at if conn.dialect.name == "postgresql" else at.replace(tzinfo=None).isoformat(sep=" ")
+    )
     await conn.execute(text(sql), {"client": client_id, "status": status, "at": at_value, "n": n})
 
 

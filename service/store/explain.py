@@ -12,9 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 async def plan(conn: AsyncConnection, statement: Any) -> str:
     """The plan as text: one line per node (PostgreSQL) or per step (SQLite)."""
-    compiled = statement.compile(
-        dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
-    )
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
     processors = compiled._bind_processors
     values = tuple(

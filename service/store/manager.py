@@ -237,6 +237,7 @@ class Store:
                 await conn.execute(
                     q.insert_event(row.id, now, "created", "api", {}, None, JobStatus.QUEUED.value)
                 )
+                await self._notify(conn)
             return job_from_row(row), True
         except IntegrityError:
             if idempotency_key is None:
@@ -423,8 +424,14 @@ class Store:
                 )
             )
             metrics.TRANSITIONS.labels(step.value, source).inc()
+            if step in TERMINAL:
+                await self._notify(conn)  # a provider slot may have freed up
             current = job_from_row(row)
         return Applied(current, True)
+
+    async def _notify(self, conn: AsyncConnection) -> None:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(q.notify_submitters())
 
     async def _not_applied(
         self,

@@ -256,6 +256,11 @@ def crashed_claim_count() -> ColumnElement[Any]:
     return jobs.c.crashed_submits + case((jobs.c.lease_owner.is_not(None), 1), else_=0)
 
 
+def notify_submitters() -> TextClause:
+    """PostgreSQL: wake every replica's submitter when this transaction commits."""
+    return text("SELECT pg_notify('outpaint_jobs', '')")
+
+
 def forget_idempotency_key(client_id: int, key: str, created_before: datetime) -> Update:
     """Idempotency keys live 24 hours: free an old one so it can name a new job."""
     return (

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from service.domain.jobs import Job
 from service.domain.states import TERMINAL
+from service.store.listener import Listener
 from service.workers.budget import RateBudget
 from service.workers.context import WorkContext, new_owner
 from service.workers.poller import poll_job
@@ -31,12 +32,16 @@ class Workers:
         self._wake_submitter = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.poll_budget = RateBudget(ctx.settings.poll_rate_per_second)
+        self._listener: Listener | None = None
 
     def wake(self) -> None:
         self._wake_submitter.set()
 
     async def start(self) -> None:
         s = self.ctx.settings
+        if not s.is_sqlite:
+            self._listener = Listener(s.database_url, self.wake)
+            self._listener.start()
         self._tasks = [
             asyncio.create_task(
                 self._loop(
@@ -68,6 +73,8 @@ class Workers:
         """Stop claiming, let in-flight calls finish (up to `timeout`), hand back the rest."""
         self._stopping.set()
         self._wake_submitter.set()
+        if self._listener is not None:
+            await self._listener.stop()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
             for task in pending:

@@ -41,13 +41,17 @@ def assert_uses(explained: str, index: str) -> None:
     ("status", "index"),
     [(JobStatus.QUEUED, "ix_jobs_submit_due"), (JobStatus.PROCESSING, "ix_jobs_poll_due")],
 )
-async def test_claims_use_their_partial_index(big_table: Store, status: JobStatus, index: str) -> None:
+async def test_claims_use_their_partial_index(
+    big_table: Store, status: JobStatus, index: str
+) -> None:
     async with big_table.engine.connect() as conn:
         explained = await plan(conn, q.claim_due(status, NOW, "w", LEASE, 16))
     assert_uses(explained, index)
 
 
-async def test_the_capacity_count_reads_only_unfinished_rows_through_an_index(big_table: Store) -> None:
+async def test_the_capacity_count_reads_only_unfinished_rows_through_an_index(
+    big_table: Store,
+) -> None:
     async with big_table.engine.connect() as conn:
         explained = await plan(conn, q.count_inflight(NOW))
     assert "ix_jobs_" in explained, explained  # the partial indexes, or (status, id) by status

@@ -1,0 +1,71 @@
+"""LISTEN/NOTIFY on PostgreSQL: a job created (or a provider slot freed) on any replica
+wakes every submitter at once. Periodic polling stays the fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger("service.listener")
+
+CHANNEL = "outpaint_jobs"
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Listener:
+    """Holds one asyncpg connection LISTENing on CHANNEL; reconnects when it drops."""
+
+    def __init__(self, database_url: str, on_notify: Callable[[], None]) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._on_notify = on_notify
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _callback(self, *_args: Any) -> None:
+        self._on_notify()
+
+    async def _run(self) -> None:
+        import asyncpg
+
+        delay = 0.5
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=10)
+                await conn.add_listener(CHANNEL, self._callback)
+                self.connected.set()
+                delay = 0.5
+                self._on_notify()  # catch up on anything sent while we were away
+                while not conn.is_closed():
+                    await asyncio.sleep(5)
+                    await conn.execute("SELECT 1")  # notice a dead connection
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "LISTEN connection lost (%s); retrying in %.1f s", type(exc).__name__, delay
+                )
+            finally:
+                self.connected.clear()
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
