@@ -12,6 +12,7 @@ from service import logs
 from service.api.auth import ADMIN, SCOPES
 from service.app import create_app, simulator_config
 from service.clock import utcnow
+from service.domain.retention import parse_age, prune_cutoff
 from service.provider.simulator import Simulator
 from service.settings import Settings, load_settings
 from service.store.engine import make_engine
@@ -174,6 +175,29 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        age = parse_age(args.older_than)
+    except ValueError as exc:
+        print(f"outpaint-jobs: --older-than: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> int | None:
+        store = await _with_store(settings)
+        try:
+            return await store.prune(prune_cutoff(utcnow(), age), batch_size=args.batch_size)
+        finally:
+            await store.close()
+
+    deleted = asyncio.run(run())
+    if deleted is None:
+        print("another process is pruning; nothing done")
+        return 0
+    print(f"deleted {deleted} finished jobs completed more than {args.older_than} ago")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpaint-jobs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--host")
     sim.add_argument("--port", type=int)
     sim.set_defaults(func=cmd_simulator)
+
+    prune = sub.add_parser("prune", help="delete finished jobs (and their events)")
+    prune.add_argument("--older-than", required=True, help="an age: 30d, 12h, 2w")
+    prune.add_argument("--batch-size", type=int, default=1000)
+    prune.set_defaults(func=cmd_prune)
 
     keys = sub.add_parser("keys", help="API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     provider_max_inflight: int = Field(10, ge=1)
     poll_rate_per_second: float = Field(10.0, gt=0)
+    retention_days: float = Field(30.0, ge=0)  # 0 keeps finished jobs for ever
+    retention_interval_seconds: float = Field(3600.0, gt=0)
+    stop_grace_seconds: float = Field(10.0, gt=0)
 
     # The built-in simulator (used when MODELSLAB_API_KEY is unset).
     sim_eta_seconds: float = Field(3.0, ge=0)
@@ -64,6 +67,12 @@ class Settings(BaseSettings):
                 "LEASE_SECONDS must be at least twice PROVIDER_TIMEOUT_SECONDS, "
                 "so a live claim never expires mid-call"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _retention_outlives_idempotency(self) -> Settings:
+        if 0 < self.retention_days < 1:
+            raise ValueError("RETENTION_DAYS must be 0 (keep for ever) or at least 1")
         return self
 
     @property

@@ -486,6 +486,37 @@ class Store:
                 return Applied(job, False)
             return await self._apply(conn, job, now, "webhook", to_status, values, None)
 
+    async def prune(
+        self, completed_before: datetime, batch_size: int = 1000, max_batches: int | None = None
+    ) -> int | None:
+        """Delete finished jobs completed before the cutoff, in batches of one short
+        transaction each. Returns how many, or None when another replica holds the prune
+        lock (PostgreSQL)."""
+        async with self.engine.connect() as lock_conn:
+            pg = lock_conn.dialect.name == "postgresql"
+            if pg:
+                got = (await lock_conn.execute(q.try_lock_prune())).scalar()
+                await lock_conn.commit()
+                if not got:
+                    return None
+            try:
+                deleted = 0
+                batches = 0
+                while max_batches is None or batches < max_batches:
+                    async with self.engine.begin() as conn:
+                        n = (
+                            await conn.execute(q.prune_batch(completed_before, batch_size))
+                        ).rowcount
+                    deleted += n
+                    batches += 1
+                    if n < batch_size:
+                        break
+                return deleted
+            finally:
+                if pg:
+                    await lock_conn.execute(q.unlock_prune())
+                    await lock_conn.commit()
+
     async def reset_for_tests(self) -> None:
         async with self.engine.begin() as conn:
             for stmt in q.delete_everything():

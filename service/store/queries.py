@@ -256,6 +256,35 @@ def crashed_claim_count() -> ColumnElement[Any]:
     return jobs.c.crashed_submits + case((jobs.c.lease_owner.is_not(None), 1), else_=0)
 
 
+PRUNE_LOCK = 0x6F75_7471  # one replica prunes at a time (PostgreSQL session lock)
+FINISHED = ("succeeded", "failed", "timed_out", "canceled")
+
+
+def try_lock_prune() -> TextClause:
+    return text("SELECT pg_try_advisory_lock(:key)").bindparams(key=PRUNE_LOCK)
+
+
+def unlock_prune() -> TextClause:
+    return text("SELECT pg_advisory_unlock(:key)").bindparams(key=PRUNE_LOCK)
+
+
+def prune_batch(completed_before: datetime, batch_size: int) -> Delete:
+    """Delete up to `batch_size` finished jobs completed before the cutoff, oldest first;
+    their events go with them (ON DELETE CASCADE)."""
+    oldest = (
+        select(jobs.c.id)
+        .where(
+            jobs.c.status.in_(
+                [bindparam(f"finished_{s}", s, literal_execute=True) for s in FINISHED]
+            ),
+            jobs.c.completed_at < completed_before,
+        )
+        .order_by(jobs.c.completed_at)
+        .limit(batch_size)
+    )
+    return delete(jobs).where(jobs.c.id.in_(oldest.scalar_subquery()))
+
+
 def notify_submitters() -> TextClause:
     """PostgreSQL: wake every replica's submitter when this transaction commits."""
     return text("SELECT pg_notify('outpaint_jobs', '')")

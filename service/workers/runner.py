@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from service.domain.jobs import Job
+from service.domain.retention import prune_cutoff
 from service.domain.states import TERMINAL
 from service.store.listener import Listener
 from service.workers.budget import RateBudget
@@ -54,6 +56,7 @@ class Workers:
                 ),
                 name="submitter",
             ),
+            asyncio.create_task(self._retention(), name="retention"),
             asyncio.create_task(
                 self._loop(
                     "sweeper",
@@ -69,8 +72,11 @@ class Workers:
         ]
         log.info("workers started as %s", self.owner)
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming, let in-flight calls finish (up to `timeout`), hand back the rest."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming, let in-flight calls finish (up to STOP_GRACE_SECONDS), hand back
+        the poll claims; a submit still in flight keeps its claim (see README)."""
+        if timeout is None:
+            timeout = self.ctx.settings.stop_grace_seconds
         self._stopping.set()
         self._wake_submitter.set()
         if self._listener is not None:
@@ -85,6 +91,23 @@ class Workers:
         except Exception:
             log.exception("could not release claims of %s", self.owner)
         log.info("workers stopped")
+
+    async def _retention(self) -> None:
+        """Prune finished jobs past RETENTION_DAYS, once an interval; the store's lock lets
+        one replica at a time do it."""
+        s = self.ctx.settings
+        if not s.retention_days:
+            return
+        age = timedelta(days=s.retention_days)
+        while not self._stopping.is_set():
+            try:
+                deleted = await self.ctx.store.prune(prune_cutoff(self.ctx.clock(), age))
+                if deleted:
+                    log.info("retention: deleted %d finished jobs", deleted)
+            except Exception:
+                log.exception("retention: prune failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), s.retention_interval_seconds)
 
     async def _claim_submit(self, limit: int) -> list[Job]:
         now = self.ctx.clock()

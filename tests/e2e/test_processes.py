@@ -124,3 +124,47 @@ def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url
         proc2.send_signal(signal.SIGTERM)
         out2, _ = proc2.communicate(timeout=20)
     assert "opj_" not in out2
+
+
+def test_prune_command(db_url: str) -> None:
+    assert run_cli(db_url, "prune", "--older-than", "2h").returncode == 2
+    done = run_cli(db_url, "prune", "--older-than", "30d")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("deleted 0 finished jobs")
+
+
+def test_worker_alone_and_serve_without_workers_stop_on_sigterm(db_url: str) -> None:
+    port = free_port()
+    env = cli_env(db_url, PORT=str(port), STOP_GRACE_SECONDS="2")
+    api = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--no-workers"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "service", "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        started = time.monotonic()
+        for p in (api, worker):
+            p.send_signal(signal.SIGTERM)
+        _, api_err = api.communicate(timeout=20)
+        _, worker_err = worker.communicate(timeout=20)
+    assert time.monotonic() - started < 10
+    assert "workers started" not in api_err  # --no-workers: the API alone
+    assert "workers started" in worker_err and "workers stopped" in worker_err
+    assert worker.returncode == 0, worker_err
