@@ -15,36 +15,11 @@ import httpx
 import pytest
 
 from tests.live import free_port
+from tests.processes import Proc, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
 BODY = {"image": "https://example.invalid/in.png", "prompt": "storm", "width": 128, "height": 128}
-
-
-class Proc:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log.open("ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "service", *args], env=env, stdout=self.log, stderr=self.log
-        )
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-        self.popen.wait(timeout=20)
-        self.log.close()
-
-
-async def wait_healthy(url: str) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"{url}/healthz", timeout=1)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} did not come up")
 
 
 async def unfinished_after_kill(db_url: str) -> dict[str, int]:
