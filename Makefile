@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint venv clean
+.PHONY: serve test lint bench venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# Benchmarks print figures beside a baseline measured in the same run; nothing asserts a time.
+BENCH_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+bench: $(STAMP)
+	$(BIN)/python -m bench.claim_latency --database-url $(BENCH_DATABASE_URL)
+	$(BIN)/python -m bench.claim_latency --database-url sqlite+aiosqlite:///bench.db
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests migrations
