@@ -40,10 +40,12 @@ def simulator_config(settings: Settings, public_url: str) -> SimulatorConfig:
     )
 
 
-def create_app(settings: Settings, *, run_workers: bool = True) -> Starlette:
+def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True) -> Starlette:
+    """The service. `api=False` is the worker role: the background workers with only the
+    health and metrics routes (for probes and scrapes), and no simulator of its own."""
     simulator = (
         Simulator(simulator_config(settings, settings.base_url + SIMULATOR_MOUNT))
-        if settings.uses_simulator
+        if settings.uses_simulator and api
         else None
     )
 
@@ -78,7 +80,9 @@ def create_app(settings: Settings, *, run_workers: bool = True) -> Starlette:
             await provider.aclose()
             await store.close()
 
-    routes: list[BaseRoute] = [*jobs.routes, *webhooks.routes, *health.routes, *metrics.routes]
+    routes: list[BaseRoute] = [*health.routes, *metrics.routes]
+    if api:
+        routes += [*jobs.routes, *webhooks.routes]
     if simulator is not None:
         routes.append(Mount(SIMULATOR_MOUNT, app=simulator.app))
     app = Starlette(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -82,37 +81,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from service.provider.client import ModelsLabClient
-    from service.workers.context import WorkContext
-    from service.workers.runner import Workers
+    """The workers alone, with /healthz, /readyz and /metrics on HOST:PORT for probes."""
+    import uvicorn
 
     settings = _settings(args)
     logs.configure(settings.log_format, settings.log_level)
-
-    async def run() -> None:
-        store = await _with_store(settings)
-        provider = ModelsLabClient(
-            settings.provider_base_url, settings.provider_key, settings.provider_timeout_seconds
-        )
-        work = WorkContext(
-            settings, store, provider, await store.webhook_secret(settings.webhook_secret)
-        )
-        workers = Workers(work)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await workers.start()
-        await stop.wait()
-        await workers.stop()
-        await provider.aclose()
-        await store.close()
-
     problem = asyncio.run(_check_migrated(settings))
     if problem:
         print(f"outpaint-jobs: {problem}", file=sys.stderr)
         return 2
-    asyncio.run(run())
+    app = create_app(settings, api=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.stop_grace_seconds) + 5,
+    )
     return 0
 
 
@@ -208,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-workers", action="store_true", help="serve the API alone")
     serve.set_defaults(func=cmd_serve)
 
-    worker = sub.add_parser("worker", help="the background workers alone")
+    worker = sub.add_parser("worker", help="the background workers alone (health on HOST:PORT)")
+    worker.add_argument("--host")
+    worker.add_argument("--port", type=int)
     worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="alembic upgrade head on DATABASE_URL")

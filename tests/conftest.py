@@ -51,7 +51,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     def sqlite_only(item: pytest.Item) -> bool:
         callspec = getattr(item, "callspec", None)
-        return not PG_URL or (callspec is not None and callspec.params.get("migrated_db") == "sqlite")
+        return not PG_URL or (
+            callspec is not None and callspec.params.get("migrated_db") == "sqlite"
+        )
 
     marked = [i for i in items if i.get_closest_marker("postgresql") is not None]
     dropped = [i for i in marked if sqlite_only(i)]

@@ -13,7 +13,11 @@ from service.api.context import ctx_of
 from service.store.migrate import current_revision, head_revision
 
 
-async def healthz(_request: Request) -> Response:
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers, and its background loops (if any) still run."""
+    workers = ctx_of(request).workers
+    if workers is not None and not workers.alive:
+        return JSONResponse({"status": "workers stopped"}, 503)
     return JSONResponse({"status": "ok"})
 
 

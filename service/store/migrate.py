@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from alembic import command
@@ -11,7 +12,20 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _root() -> Path:
+    """Where alembic.ini lives: OUTPAINT_ROOT, the source tree, or the working directory
+    (an installed wheel in a container runs from a directory holding `migrations/`)."""
+    candidates = [Path(__file__).resolve().parents[2], Path.cwd()]
+    if os.environ.get("OUTPAINT_ROOT"):
+        candidates.insert(0, Path(os.environ["OUTPAINT_ROOT"]))
+    for path in candidates:
+        if (path / "alembic.ini").is_file():
+            return path
+    raise FileNotFoundError("alembic.ini not found; set OUTPAINT_ROOT to the project directory")
+
+
+ROOT = _root()
 
 
 def alembic_config(url: str) -> Config:

@@ -36,6 +36,11 @@ class Workers:
         self.poll_budget = RateBudget(ctx.settings.poll_rate_per_second)
         self._listener: Listener | None = None
 
+    @property
+    def alive(self) -> bool:
+        """Every loop still running (for the liveness probe)."""
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
     def wake(self) -> None:
         self._wake_submitter.set()
 

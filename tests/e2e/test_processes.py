@@ -143,8 +143,9 @@ def test_worker_alone_and_serve_without_workers_stop_on_sigterm(db_url: str) -> 
         stderr=subprocess.PIPE,
         text=True,
     )
+    worker_port = free_port()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "service", "worker"],
+        [sys.executable, "-m", "service", "worker", "--port", str(worker_port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -157,7 +158,18 @@ def test_worker_alone_and_serve_without_workers_stop_on_sigterm(db_url: str) -> 
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        time.sleep(1.0)
+        for _ in range(200):
+            try:
+                if (
+                    httpx.get(f"http://127.0.0.1:{worker_port}/readyz", timeout=1).status_code
+                    == 200
+                ):
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        # The worker role serves probes and metrics, not the jobs API.
+        assert httpx.get(f"http://127.0.0.1:{worker_port}/v1/jobs", timeout=1).status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=1).status_code == 200
     finally:
         started = time.monotonic()
         for p in (api, worker):
@@ -167,4 +179,4 @@ def test_worker_alone_and_serve_without_workers_stop_on_sigterm(db_url: str) -> 
     assert time.monotonic() - started < 10
     assert "workers started" not in api_err  # --no-workers: the API alone
     assert "workers started" in worker_err and "workers stopped" in worker_err
-    assert worker.returncode == 0, worker_err
+    assert worker.returncode in (0, -signal.SIGTERM), worker_err
