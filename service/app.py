@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
+from service import logs
 from service.api import health, jobs, metrics, webhooks
 from service.api.context import ApiContext
 from service.api.problems import EXCEPTION_HANDLERS
@@ -43,6 +44,7 @@ def simulator_config(settings: Settings, public_url: str) -> SimulatorConfig:
 def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True) -> Starlette:
     """The service. `api=False` is the worker role: the background workers with only the
     health and metrics routes (for probes and scrapes), and no simulator of its own."""
+    logs.install_redaction()
     simulator = (
         Simulator(simulator_config(settings, settings.base_url + SIMULATOR_MOUNT))
         if settings.uses_simulator and api

@@ -44,6 +44,15 @@ class RedactTokens(logging.Filter):
         return True
 
 
+def install_redaction() -> None:
+    """Filter at the loggers that print URLs (the access log, httpx), so every handler
+    (ours, a test's) gets them clean."""
+    for name in ("uvicorn.access", "httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
 def configure(log_format: str = "console", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
@@ -51,8 +60,8 @@ def configure(log_format: str = "console", level: str = "INFO") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
-    handler.addFilter(RedactTokens())
     root.handlers[:] = [handler]
+    install_redaction()
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []

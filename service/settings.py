@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     retry_backoff_max_seconds: float = Field(300.0, gt=0)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     provider_max_inflight: int = Field(10, ge=1)
+    client_jobs_per_minute: int = Field(600, ge=1)
+    client_max_unfinished: int = Field(1000, ge=1)
     poll_rate_per_second: float = Field(10.0, gt=0)
     retention_days: float = Field(30.0, ge=0)  # 0 keeps finished jobs for ever
     retention_interval_seconds: float = Field(3600.0, gt=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,7 +24,8 @@ from service.api.representations import decode_cursor, encode_cursor, event_json
 from service.domain.jobs import Job
 from service.domain.requests import JobRequest
 from service.domain.states import TERMINAL, JobStatus
-from service.store.manager import IdempotencyConflict, request_hash
+from service.netguard import UnsafeCallback, check_callback
+from service.store.manager import IdempotencyConflict, TooManyUnfinished, request_hash
 from service.workers.context import new_owner
 from service.workers.poller import poll_job
 
@@ -73,6 +76,17 @@ async def create_job(request: Request) -> Response:
         job_request = JobRequest.model_validate(data)
     except ValidationError as exc:
         raise validation_problem(exc) from None
+    if job_request.callback_url is not None:
+        try:
+            await check_callback(job_request.callback_url, ctx.settings.allow_private_callbacks)
+        except UnsafeCallback as exc:
+            raise Problem(
+                422,
+                "Invalid request",
+                "The callback_url may not be used.",
+                type_="validation",
+                errors=[{"field": "callback_url", "message": str(exc), "type": "unsafe_url"}],
+            ) from None
     if key is not None:
         found = await ctx.store.find_by_idempotency_key(principal.client_id, key, ctx.work.clock())
         if found is not None:
@@ -80,12 +94,32 @@ async def create_job(request: Request) -> Response:
             if digest != request_hash(job_request):
                 raise _idempotency_conflict()
             return _job_response(job, 200)
+    now = ctx.work.clock()
+    wait = await ctx.store.count_creation(
+        principal.client_id, now, 60, ctx.settings.client_jobs_per_minute
+    )
+    if wait is not None:
+        raise Problem(
+            429,
+            "Too many requests",
+            f"At most {ctx.settings.client_jobs_per_minute} jobs a minute per client.",
+            type_="rate-limited",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     try:
         job, created = await ctx.store.create_job(
-            principal.client_id, job_request, key, ctx.work.clock()
+            principal.client_id, job_request, key, now, ctx.settings.client_max_unfinished
         )
     except IdempotencyConflict:
         raise _idempotency_conflict() from None
+    except TooManyUnfinished:
+        raise Problem(
+            429,
+            "Too many unfinished jobs",
+            f"At most {ctx.settings.client_max_unfinished} unfinished jobs per client.",
+            type_="too-many-unfinished",
+            headers={"Retry-After": "30"},
+        ) from None
     if not created:
         return _job_response(job, 200)
     ctx.wake_submitter()

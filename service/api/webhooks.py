@@ -18,6 +18,7 @@ from service.api.bodies import parse_json, read_body
 from service.api.context import ctx_of
 from service.api.problems import Problem
 from service.domain.outcomes import outcome_of
+from service.domain.redaction import redact
 from service.domain.states import TERMINAL, JobStatus
 from service.domain.tokens import read_token
 from service.provider.replies import parse_reply
@@ -37,7 +38,8 @@ def _unknown(outcome: str = "unknown_token") -> Problem:
 
 async def modelslab_webhook(request: Request) -> Response:
     ctx = ctx_of(request)
-    track_id = read_token(ctx.work.webhook_secret, request.path_params["token"])
+    token = request.path_params["token"]
+    track_id = read_token(ctx.work.webhook_secret, token)
     if track_id is None:
         log.warning("webhook refused: unknown token")
         raise _unknown()
@@ -48,8 +50,8 @@ async def modelslab_webhook(request: Request) -> Response:
         refusal = "too_large" if problem.status == 413 else "malformed"
         log.warning("webhook for track_id %s refused: %s", track_id, refusal)
         raise _refuse(refusal, problem) from None
-    reply = parse_reply(data)
-    raw = body.decode("utf-8", errors="replace")
+    reply = parse_reply(redact(data, [token]))
+    raw = redact(body.decode("utf-8", errors="replace"), [token])
     now = ctx.work.clock()
 
     reject = None

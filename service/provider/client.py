@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from service import metrics
+from service.domain.redaction import redact
 from service.domain.replies import ProviderReply
 from service.provider.replies import as_number, parse_reply
 
@@ -83,7 +84,9 @@ class ModelsLabClient:
 
     async def submit(self, fields: dict[str, Any], webhook: str, track_id: int) -> ProviderReply:
         body = {**fields, "key": self._key, "webhook": webhook, "track_id": track_id}
-        return await self._post(f"{self.base_url}/image_editing/outpaint", body, "submit")
+        return await self._post(
+            f"{self.base_url}/image_editing/outpaint", body, "submit", secrets=(webhook,)
+        )
 
     async def fetch(self, fetch_result: str | None, provider_id: str | None) -> ProviderReply:
         """Poll one generation: its `fetch_result` URL when it is on the provider's own
@@ -94,7 +97,7 @@ class ModelsLabClient:
             url = f"{self.base_url}/image_editing/fetch/{provider_id}"
         else:
             raise ProviderRejected(0, "no fetch_result and no provider id to poll")
-        return await self._post(url, {"key": self._key}, "fetch")
+        return await self._post(url, {"key": self._key}, "fetch", secrets=())
 
     def _is_provider_url(self, url: str) -> bool:
         ours, theirs = urlsplit(self.base_url), urlsplit(url)
@@ -105,17 +108,29 @@ class ModelsLabClient:
         domain = ".".join(ours.hostname.split(".")[-2:])
         return "." in domain and theirs.hostname.endswith("." + domain)
 
-    async def _post(self, url: str, body: dict[str, Any], operation: str) -> ProviderReply:
+    async def _post(
+        self, url: str, body: dict[str, Any], operation: str, secrets: tuple[str, ...]
+    ) -> ProviderReply:
+        """Replies and error messages come back with our key and the webhook URL (which
+        holds the job's token) redacted, so they can be stored and logged."""
         started = time.perf_counter()
+        hidden = (self._key, *secrets)
         try:
-            return await self._call(url, body, operation)
-        except ProviderError as exc:
+            return await self._call(url, body, operation, hidden)
+        except ProviderRejected as exc:
             metrics.PROVIDER_ERRORS.labels(operation, exc.kind).inc()
-            raise
+            raise ProviderRejected(exc.status_code, redact(exc.message, hidden)) from None
+        except RetryableProviderError as exc:
+            metrics.PROVIDER_ERRORS.labels(operation, exc.kind).inc()
+            raise RetryableProviderError(
+                exc.kind, redact(str(exc), hidden), exc.retry_after
+            ) from None
         finally:
             metrics.PROVIDER_LATENCY.labels(operation).observe(time.perf_counter() - started)
 
-    async def _call(self, url: str, body: dict[str, Any], operation: str) -> ProviderReply:
+    async def _call(
+        self, url: str, body: dict[str, Any], operation: str, hidden: tuple[str, ...]
+    ) -> ProviderReply:
         try:
             response = await self._http.post(url, json=body)
         except httpx.TimeoutException as exc:
@@ -140,4 +155,4 @@ class ModelsLabClient:
             raise ProviderRejected(code, _message(data, response))
         if data is None:
             raise RetryableProviderError("bad_reply", f"{operation}: reply is not JSON")
-        return parse_reply(data)
+        return parse_reply(redact(data, hidden))

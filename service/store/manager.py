@@ -125,6 +125,10 @@ class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with another body."""
 
 
+class TooManyUnfinished(Exception):
+    """The client already has as many unfinished jobs as it may."""
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -205,8 +209,29 @@ class Store:
 
     # --- jobs: create and read ---------------------------------------------------------------
 
+    async def count_creation(
+        self, client_id: int, now: datetime, window_seconds: int, limit: int
+    ) -> float | None:
+        """Count one job creation against the client's fixed window (shared by every
+        replica). Returns the seconds until the window ends when over `limit`, else None."""
+        epoch = int(now.timestamp())
+        start = datetime.fromtimestamp(epoch - epoch % window_seconds, now.tzinfo)
+        async with self.engine.begin() as conn:
+            count = (
+                await conn.execute(q.count_rate_window(conn.dialect.name, client_id, start))
+            ).scalar_one()
+            await conn.execute(q.forget_rate_windows(client_id, start))
+        if count <= limit:
+            return None
+        return max((start + timedelta(seconds=window_seconds) - now).total_seconds(), 1.0)
+
     async def create_job(
-        self, client_id: int, request: JobRequest, idempotency_key: str | None, now: datetime
+        self,
+        client_id: int,
+        request: JobRequest,
+        idempotency_key: str | None,
+        now: datetime,
+        max_unfinished: int | None = None,
     ) -> tuple[Job, bool]:
         """Insert a queued job and its first event. With an Idempotency-Key, the unique
         constraint decides between concurrent identical requests: the loser reads the
@@ -233,6 +258,14 @@ class Store:
         }
         try:
             async with self.engine.begin() as conn:
+                if max_unfinished is not None:
+                    if conn.dialect.name == "postgresql":
+                        await conn.execute(q.lock_client(client_id))
+                    unfinished = (
+                        await conn.execute(q.count_unfinished_of_client(client_id))
+                    ).scalar_one()
+                    if unfinished >= max_unfinished:
+                        raise TooManyUnfinished(client_id)
                 row = (await conn.execute(q.insert_job(values))).one()
                 await conn.execute(
                     q.insert_event(row.id, now, "created", "api", {}, None, JobStatus.QUEUED.value)

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from service.domain.states import JobStatus
-from service.store.tables import api_keys, clients, job_events, jobs, service_state
+from service.store.tables import api_keys, clients, job_events, jobs, rate_windows, service_state
 
 # --- service state -----------------------------------------------------------------------
 
@@ -285,6 +285,50 @@ def prune_batch(completed_before: datetime, batch_size: int) -> Delete:
     return delete(jobs).where(jobs.c.id.in_(oldest.scalar_subquery()))
 
 
+def count_rate_window(dialect: str, client_id: int, window_start: datetime) -> Insert:
+    """Add one to the client's counter for this window; RETURNING the new count."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = make(rate_windows).values(client_id=client_id, window_start=window_start, count=1)
+    return stmt.on_conflict_do_update(
+        index_elements=[rate_windows.c.client_id, rate_windows.c.window_start],
+        set_={"count": rate_windows.c.count + 1},
+    ).returning(rate_windows.c.count)
+
+
+def forget_rate_windows(client_id: int, before: datetime) -> Delete:
+    """Past windows of one client: the table holds one live row per active client."""
+    return delete(rate_windows).where(
+        rate_windows.c.client_id == client_id, rate_windows.c.window_start < before
+    )
+
+
+CLIENT_LOCK_SPACE = 0x6F75  # pg_advisory_xact_lock(space, client_id): one creator at a time
+
+
+def lock_client(client_id: int) -> TextClause:
+    return text("SELECT pg_advisory_xact_lock(:space, :client)").bindparams(
+        space=CLIENT_LOCK_SPACE, client=client_id
+    )
+
+
+def count_unfinished_of_client(client_id: int) -> Select[Any]:
+    return (
+        select(func.count())
+        .select_from(jobs)
+        .where(
+            jobs.c.client_id == client_id,
+            jobs.c.status.in_(
+                [
+                    bindparam(f"unfinished_{s}", s, literal_execute=True)
+                    for s in ("queued", "processing")
+                ]
+            ),
+        )
+    )
+
+
 def notify_submitters() -> TextClause:
     """PostgreSQL: wake every replica's submitter when this transaction commits."""
     return text("SELECT pg_notify('outpaint_jobs', '')")
@@ -332,4 +376,4 @@ def list_events(job_id: int) -> Select[Any]:
 
 def delete_everything() -> list[Delete]:
     """Tests only: empty every table, children first."""
-    return [delete(t) for t in (job_events, jobs, api_keys, clients, service_state)]
+    return [delete(t) for t in (job_events, jobs, rate_windows, api_keys, clients, service_state)]

@@ -32,6 +32,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 QUEUED_SQL = "status = 'queued'"
 PROCESSING_SQL = "status = 'processing'"
+UNFINISHED_SQL = "status IN ('queued', 'processing')"
 FINISHED_SQL = "status IN ('succeeded', 'failed', 'timed_out', 'canceled')"
 
 clients = Table(
@@ -115,6 +116,13 @@ jobs = Table(
         sqlite_where=text(FINISHED_SQL),
     ),
     Index("ix_jobs_client_id_id", "client_id", "id"),
+    # The per-client cap on unfinished jobs counts only these.
+    Index(
+        "ix_jobs_client_unfinished",
+        "client_id",
+        postgresql_where=text(UNFINISHED_SQL),
+        sqlite_where=text(UNFINISHED_SQL),
+    ),
     Index("ix_jobs_status_id", "status", "id"),
 )
 
@@ -130,6 +138,15 @@ job_events = Table(
     Column("to_status", String(20)),
     Column("detail", Json, nullable=False),
     Index("ix_job_events_job_id_id", "job_id", "id"),
+)
+
+# Fixed-window counters of job creations per client, shared by every replica.
+rate_windows = Table(
+    "rate_windows",
+    metadata,
+    Column("client_id", BigId, ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("window_start", UTCDateTime(), primary_key=True),
+    Column("count", Integer, nullable=False),
 )
 
 service_state = Table(
