@@ -33,12 +33,15 @@ class RedactTokens(logging.Filter):
 
     _token = re.compile(r"(/webhooks/modelslab/)[^\s\"?]+")
 
+    def _clean(self, value: object) -> object:
+        if isinstance(value, int | float | bool) or value is None:
+            return value
+        text = str(value)  # URLs arrive as objects (httpx.URL), not only as strings
+        return self._token.sub(r"\1[redacted]", text) if self._token.search(text) else value
+
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args and isinstance(record.args, tuple):
-            record.args = tuple(
-                self._token.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
+            record.args = tuple(self._clean(a) for a in record.args)
         elif isinstance(record.msg, str):
             record.msg = self._token.sub(r"\1[redacted]", record.msg)
         return True
@@ -51,6 +54,10 @@ def install_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())
+    # Database drivers log statements with their parameters (key hashes, signing secrets)
+    # at DEBUG: never let them, whatever LOG_LEVEL says.
+    for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def configure(log_format: str = "console", level: str = "INFO") -> None:
