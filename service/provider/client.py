@@ -69,9 +69,13 @@ class ModelsLabClient:
         api_key: str,
         timeout_seconds: float = 20.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        key_is_secret: bool = True,
     ) -> None:
+        """`key_is_secret=False` for the simulator's placeholder key, which is not a secret
+        and would otherwise be cut out of every URL that contains the word."""
         self.base_url = base_url.rstrip("/")
         self._key = api_key
+        self._key_is_secret = key_is_secret
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
@@ -114,7 +118,7 @@ class ModelsLabClient:
         """Replies and error messages come back with our key and the webhook URL (which
         holds the job's token) redacted, so they can be stored and logged."""
         started = time.perf_counter()
-        hidden = (self._key, *secrets)
+        hidden = (self._key, *secrets) if self._key_is_secret else secrets
         try:
             return await self._call(url, body, operation, hidden)
         except ProviderRejected as exc:
