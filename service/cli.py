@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from service import logs
 from service.api.auth import ADMIN, SCOPES
@@ -138,9 +139,27 @@ def cmd_keys(args: argparse.Namespace) -> int:
                     )
                     return 2
                 key, secret = await store.create_key(args.name, scopes, utcnow())
+                if args.callback_url:
+                    await store.set_default_callback(args.name, args.callback_url)
                 if secret:
                     print(secret)
                 print(key)
+            elif args.keys_command == "rotate-secret":
+                grace = timedelta(hours=settings.callback_secret_grace_hours)
+                new = await store.rotate_secret(args.name, utcnow(), grace)
+                if new is None:
+                    print(f"outpaint-jobs: no client named {args.name}", file=sys.stderr)
+                    return 1
+                print(
+                    f"the old secret keeps signing beside this one for {grace}",
+                    file=sys.stderr,
+                )
+                print(new)
+            elif args.keys_command == "set-callback":
+                if not await store.set_default_callback(args.name, args.url or None):
+                    print(f"outpaint-jobs: no client named {args.name}", file=sys.stderr)
+                    return 1
+                print(f"default callback of {args.name}: {args.url or 'none'}")
             elif args.keys_command == "list":
                 for k in await store.list_keys():
                     state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
@@ -218,7 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--scopes", required=True, help="comma-separated: " + ",".join(sorted(SCOPES))
     )
+    create.add_argument("--callback-url", help="the client's default callback URL")
     keys_sub.add_parser("list")
+    rotate = keys_sub.add_parser("rotate-secret", help="a new callback signing secret")
+    rotate.add_argument("name", metavar="NAME")
+    set_cb = keys_sub.add_parser("set-callback", help="a client's default callback URL")
+    set_cb.add_argument("name", metavar="NAME")
+    set_cb.add_argument("url", metavar="URL", nargs="?", default="", help="omit to clear")
     revoke = keys_sub.add_parser("revoke")
     revoke.add_argument("prefix", metavar="KEY_PREFIX")
     keys.set_defaults(func=cmd_keys)

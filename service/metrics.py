@@ -57,5 +57,13 @@ TRANSITIONS = Counter(
 )
 
 
+CALLBACKS = Counter(
+    "outpaint_callback_deliveries_total",
+    "Attempts to deliver a callback to a client, by outcome: delivered, failing, dead",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
 def render() -> bytes:
     return generate_latest(REGISTRY)

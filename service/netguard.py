@@ -8,7 +8,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
+
+import httpcore
+import httpx
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -80,3 +84,47 @@ async def check_callback(url: str, allow_private: bool) -> list[Address]:
                 "or metadata range; set ALLOW_PRIVATE_CALLBACKS to allow it"
             )
     return addresses
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects to the addresses that passed the check, whatever DNS says now; TLS still
+    verifies the certificate against the URL's host name (SNI is unchanged)."""
+
+    def __init__(self, addresses: list[Address]) -> None:
+        self._addresses = addresses
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        last: Exception | None = None
+        for address in self._addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout, OSError) as exc:
+                last = exc
+        raise httpcore.ConnectError(str(last) if last else "no address to connect to")
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not callback targets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def pinned_transport(addresses: list[Address]) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose connections go only to `addresses` (against DNS rebinding
+    between the check and the request)."""
+    transport = httpx.AsyncHTTPTransport(retries=0)
+    pool = transport._pool
+    if not hasattr(pool, "_network_backend"):  # pragma: no cover - httpcore changed
+        raise RuntimeError("cannot pin callback addresses with this httpcore version")
+    pool._network_backend = _PinnedBackend(addresses)
+    return transport

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     client_jobs_per_minute: int = Field(600, ge=1)
     client_max_unfinished: int = Field(1000, ge=1)
     poll_rate_per_second: float = Field(10.0, gt=0)
+    callback_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
+    callback_timeout_seconds: float = Field(15.0, gt=0)
+    callback_concurrency: int = Field(8, ge=1)
+    callback_secret_grace_hours: float = Field(24.0, ge=0)
     retention_days: float = Field(30.0, ge=0)  # 0 keeps finished jobs for ever
     retention_interval_seconds: float = Field(3600.0, gt=0)
     stop_grace_seconds: float = Field(10.0, gt=0)
@@ -76,6 +80,24 @@ class Settings(BaseSettings):
         if 0 < self.retention_days < 1:
             raise ValueError("RETENTION_DAYS must be 0 (keep for ever) or at least 1")
         return self
+
+    @model_validator(mode="after")
+    def _schedule_parses(self) -> Settings:
+        from service.domain.callbacks import parse_schedule
+
+        parse_schedule(self.callback_retry_schedule)
+        return self
+
+    @property
+    def callback_schedule(self) -> tuple[float, ...]:
+        from service.domain.callbacks import parse_schedule
+
+        return parse_schedule(self.callback_retry_schedule)
+
+    @property
+    def callback_lease_seconds(self) -> float:
+        """A delivery's claim outlives its HTTP call, like a provider call's."""
+        return max(self.lease_seconds, 2 * self.callback_timeout_seconds)
 
     @property
     def base_url(self) -> str:

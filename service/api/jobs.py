@@ -76,6 +76,10 @@ async def create_job(request: Request) -> Response:
         job_request = JobRequest.model_validate(data)
     except ValidationError as exc:
         raise validation_problem(exc) from None
+    if job_request.callback_url is None and principal.default_callback_url:
+        job_request = job_request.model_copy(
+            update={"callback_url": principal.default_callback_url}
+        )
     if job_request.callback_url is not None:
         try:
             await check_callback(job_request.callback_url, ctx.settings.allow_private_callbacks)
@@ -232,6 +236,31 @@ async def refresh_job(request: Request) -> Response:
     return _job_response(job)
 
 
+async def replay_callback(request: Request) -> Response:
+    """Send the job's callback event again: a new attempt, the same webhook-id."""
+    job = await _writable_job(request)
+    ctx = ctx_of(request)
+    if job.callback_url is None:
+        raise Problem(404, "Not found", "This job has no callback.", type_="not-found")
+    delivery = await ctx.store.replay_callback(job.id, ctx.work.clock())
+    if delivery is None:
+        raise Problem(
+            409,
+            "Conflict",
+            "The job has not finished; there is no event yet.",
+            type_="no-callback-yet",
+        )
+    ctx.wake_submitter()
+    return JSONResponse(
+        {
+            "webhook_id": delivery.webhook_id,
+            "status": delivery.status,
+            "attempts": delivery.attempts,
+        },
+        202,
+    )
+
+
 routes = [
     Route("/v1/jobs", create_job, methods=["POST"]),
     Route("/v1/jobs", list_jobs, methods=["GET"]),
@@ -239,4 +268,5 @@ routes = [
     Route("/v1/jobs/{job_id}/events", list_events, methods=["GET"]),
     Route("/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
     Route("/v1/jobs/{job_id}/refresh", refresh_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}/callbacks/replay", replay_callback, methods=["POST"]),
 ]

@@ -184,6 +184,20 @@ def build_document() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/jobs/{job_id}/callbacks/replay": {
+            "post": {
+                "summary": "Send the job's callback event again (same webhook-id)",
+                "operationId": "replayCallback",
+                "security": [{"bearer": []}],
+                "parameters": [JOB_ID],
+                "responses": {
+                    "202": _json("CallbackReplay", "Queued for delivery"),
+                    **AUTH_ERRORS,
+                    "404": _problem("No such job for this key, or it has no callback"),
+                    "409": _problem("The job has not finished yet"),
+                },
+            }
+        },
         "/webhooks/modelslab/{token}": {
             "post": {
                 "summary": "ModelsLab's callback (the token authenticates it)",

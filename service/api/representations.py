@@ -1,58 +1,15 @@
-"""How jobs and events look on the wire."""
+"""How jobs and events look on the wire (the views live in the domain: callbacks send
+them too), and the list cursor."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
-from typing import Any
 
 from service.api.problems import Problem
-from service.domain.jobs import Event, Job
-from service.domain.states import TERMINAL
+from service.domain.views import event_json, job_json, rfc3339
 
-
-def rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.public_id,
-        "track_id": job.id,
-        "status": job.status.value,
-        "request": job.request,
-        "output": job.output,
-        "error": (
-            {"code": job.error_code, "message": job.error_message} if job.error_code else None
-        ),
-        "provider_id": job.provider_id,
-        "eta_at": rfc3339(job.eta_at),
-        "next_poll_at": None if job.status in TERMINAL else rfc3339(job.next_poll_at),
-        "created_at": rfc3339(job.created_at),
-        "updated_at": rfc3339(job.updated_at),
-        "submitted_at": rfc3339(job.submitted_at),
-        "completed_at": rfc3339(job.completed_at),
-        "polls": job.polls,
-        "webhooks": job.webhooks,
-        "version": job.version,
-        "callback_url": job.callback_url,
-        "callback_status": None,
-        "metadata": job.metadata,
-    }
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    return {
-        "at": rfc3339(event.at),
-        "kind": event.kind,
-        "source": event.source,
-        "from_status": event.from_status,
-        "to_status": event.to_status,
-        "detail": event.detail,
-    }
+__all__ = ["decode_cursor", "encode_cursor", "event_json", "job_json", "rfc3339"]
 
 
 def encode_cursor(job_id: int) -> str:

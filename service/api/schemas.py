@@ -37,7 +37,7 @@ class Job(BaseModel):
     webhooks: int
     version: int = Field(description="Grows with every change to the job")
     callback_url: str | None
-    callback_status: str | None
+    callback_status: Literal["pending", "delivered", "failing", "dead"] | None
     metadata: dict[str, Any]
 
 
@@ -75,6 +75,12 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+class CallbackReplay(BaseModel):
+    webhook_id: str
+    status: str
+    attempts: int
+
+
 class WebhookAck(BaseModel):
     received: Literal[True]
     applied: bool
@@ -89,4 +95,14 @@ class Ready(BaseModel):
     checks: dict[str, str]
 
 
-MODELS: list[type[BaseModel]] = [Job, JobList, Event, EventList, Problem, WebhookAck, Health, Ready]
+MODELS: list[type[BaseModel]] = [
+    Job,
+    JobList,
+    Event,
+    EventList,
+    Problem,
+    CallbackReplay,
+    WebhookAck,
+    Health,
+    Ready,
+]

@@ -37,6 +37,7 @@ class Job:
     lease_owner: str | None
     lease_expires_at: datetime | None
     callback_url: str | None
+    callback_status: str | None
     metadata: dict[str, Any]
 
     @property

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service import metrics
+from service.domain import callbacks
 from service.domain.jobs import Event, Job
 from service.domain.outcomes import path_to
 from service.domain.requests import JobRequest
@@ -53,6 +54,54 @@ class Principal:
     client_id: int
     client_name: str
     scopes: frozenset[str]
+    default_callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One callback event (outbox row) and where it stands."""
+
+    id: int
+    job_id: int
+    client_id: int
+    webhook_id: str
+    event_type: str
+    url: str
+    body: str
+    status: str
+    attempts: int
+    schedule_step: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    lease_owner: str | None
+
+
+@dataclass(frozen=True)
+class ClientSecrets:
+    current: str
+    previous: str | None
+    previous_expires_at: datetime | None
+
+
+def delivery_from_row(row: Row[Any]) -> Delivery:
+    m = row._mapping
+    return Delivery(
+        id=m["id"],
+        job_id=m["job_id"],
+        client_id=m["client_id"],
+        webhook_id=m["webhook_id"],
+        event_type=m["event_type"],
+        url=m["url"],
+        body=m["body"],
+        status=m["status"],
+        attempts=m["attempts"],
+        schedule_step=m["schedule_step"],
+        next_attempt_at=m["next_attempt_at"],
+        last_status_code=m["last_status_code"],
+        last_error=m["last_error"],
+        lease_owner=m["lease_owner"],
+    )
 
 
 @dataclass(frozen=True)
@@ -103,6 +152,7 @@ def job_from_row(row: Row[Any]) -> Job:
         lease_owner=m["lease_owner"],
         lease_expires_at=m["lease_expires_at"],
         callback_url=m["callback_url"],
+        callback_status=m["callback_status"],
         metadata=m["metadata"] or {},
     )
 
@@ -166,7 +216,7 @@ class Store:
         async with self.engine.begin() as conn:
             client = (await conn.execute(q.get_client_by_name(client_name))).first()
             if client is None:
-                new_secret = "whsec_" + secrets.token_urlsafe(32)
+                new_secret = callbacks.new_secret()
                 client_id = (
                     await conn.execute(q.insert_client(client_name, new_secret, now))
                 ).scalar_one()
@@ -189,6 +239,7 @@ class Store:
             client_id=row.client_id,
             client_name=row.client_name,
             scopes=frozenset(s for s in row.scopes.split(",") if s),
+            default_callback_url=row.default_callback_url,
         )
 
     async def list_keys(self) -> list[KeyInfo]:
@@ -442,6 +493,8 @@ class Store:
                 step_values.update(
                     completed_at=now, next_poll_at=None, lease_owner=None, lease_expires_at=None
                 )
+                if job.callback_url:
+                    step_values["callback_status"] = callbacks.PENDING
             row = (
                 await conn.execute(
                     q.update_job(
@@ -459,8 +512,32 @@ class Store:
             metrics.TRANSITIONS.labels(step.value, source).inc()
             if step in TERMINAL:
                 await self._notify(conn)  # a provider slot may have freed up
+                if row.callback_url:
+                    await self._enqueue_callback(conn, job_from_row(row), now)
             current = job_from_row(row)
         return Applied(current, True)
+
+    async def _enqueue_callback(self, conn: AsyncConnection, job: Job, now: datetime) -> None:
+        """The outbox row, in the terminal transition's own transaction: the notification
+        exists exactly when the transition does."""
+        assert job.callback_url is not None
+        event_type, body = callbacks.payload(job, now)
+        await conn.execute(
+            q.insert_delivery(
+                {
+                    "job_id": job.id,
+                    "client_id": job.client_id,
+                    "webhook_id": callbacks.new_webhook_id(),
+                    "event_type": event_type,
+                    "url": job.callback_url,
+                    "body": body,
+                    "status": callbacks.PENDING,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        )
 
     async def _notify(self, conn: AsyncConnection) -> None:
         if conn.dialect.name == "postgresql":
@@ -549,6 +626,82 @@ class Store:
                 if pg:
                     await lock_conn.execute(q.unlock_prune())
                     await lock_conn.commit()
+
+    # --- callbacks ----------------------------------------------------------------------------
+
+    async def claim_deliveries(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[Delivery]:
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(q.claim_deliveries(now, owner, lease_until, limit))).all()
+        return [delivery_from_row(r) for r in rows]
+
+    async def client_secrets(self, client_id: int) -> ClientSecrets:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q.get_client(client_id))).one()
+        return ClientSecrets(
+            row.callback_secret, row.previous_callback_secret, row.previous_secret_expires_at
+        )
+
+    async def finish_attempt(
+        self,
+        delivery: Delivery,
+        owner: str,
+        now: datetime,
+        values: dict[str, Any],
+        event: dict[str, Any],
+    ) -> Delivery | None:
+        """Record one delivery attempt: the outbox row (compare-and-set on the claim), the
+        attempt as a job event, and the job's callback status, in one transaction."""
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    q.finish_attempt(delivery.id, owner, {**values, "updated_at": now})
+                )
+            ).first()
+            if row is None:
+                return None
+            await conn.execute(
+                q.insert_event(delivery.job_id, now, "callback_attempt", "notifier", event)
+            )
+            await conn.execute(q.set_callback_status(delivery.job_id, row.status, now))
+        return delivery_from_row(row)
+
+    async def replay_callback(self, job_id: int, now: datetime) -> Delivery | None:
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(q.replay_delivery(job_id, now))).first()
+            if row is None:
+                return None
+            await conn.execute(
+                q.insert_event(
+                    job_id, now, "callback_replay", "api", {"webhook_id": row.webhook_id}
+                )
+            )
+            await conn.execute(q.set_callback_status(job_id, callbacks.PENDING, now))
+            await self._notify(conn)
+        return delivery_from_row(row)
+
+    async def delivery_of_job(self, job_id: int) -> Delivery | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q.get_delivery_of_job(job_id))).first()
+        return delivery_from_row(row) if row else None
+
+    async def rotate_secret(self, client_name: str, now: datetime, grace: timedelta) -> str | None:
+        secret = callbacks.new_secret()
+        async with self.engine.begin() as conn:
+            done = (
+                await conn.execute(q.rotate_client_secret(client_name, secret, now + grace))
+            ).rowcount
+        return secret if done else None
+
+    async def set_default_callback(self, client_name: str, url: str | None) -> bool:
+        async with self.engine.begin() as conn:
+            return bool((await conn.execute(q.set_default_callback(client_name, url))).rowcount)
+
+    async def deliveries_by_status(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q.count_deliveries_by_status())).all()
+        return {str(status): int(n) for status, n in rows}
 
     async def reset_for_tests(self) -> None:
         async with self.engine.begin() as conn:

@@ -29,7 +29,15 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from service.domain.states import JobStatus
-from service.store.tables import api_keys, clients, job_events, jobs, rate_windows, service_state
+from service.store.tables import (
+    api_keys,
+    callback_deliveries,
+    clients,
+    job_events,
+    jobs,
+    rate_windows,
+    service_state,
+)
 
 # --- service state -----------------------------------------------------------------------
 
@@ -65,7 +73,11 @@ def insert_key(client_id: int, prefix: str, key_hash: str, scopes: str, now: dat
 
 def find_active_key(key_hash: str) -> Select[Any]:
     return (
-        select(api_keys, clients.c.name.label("client_name"))
+        select(
+            api_keys,
+            clients.c.name.label("client_name"),
+            clients.c.default_callback_url,
+        )
         .join(clients, clients.c.id == api_keys.c.client_id)
         .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
     )
@@ -376,4 +388,107 @@ def list_events(job_id: int) -> Select[Any]:
 
 def delete_everything() -> list[Delete]:
     """Tests only: empty every table, children first."""
-    return [delete(t) for t in (job_events, jobs, rate_windows, api_keys, clients, service_state)]
+    return [
+        delete(t)
+        for t in (
+            callback_deliveries,
+            job_events,
+            jobs,
+            rate_windows,
+            api_keys,
+            clients,
+            service_state,
+        )
+    ]
+
+
+# --- client callbacks --------------------------------------------------------------------
+
+
+def get_client(client_id: int) -> Select[Any]:
+    return select(clients).where(clients.c.id == client_id)
+
+
+def rotate_client_secret(name: str, new_secret: str, old_expires_at: datetime) -> Update:
+    return (
+        update(clients)
+        .where(clients.c.name == name)
+        .values(
+            previous_callback_secret=clients.c.callback_secret,
+            previous_secret_expires_at=old_expires_at,
+            callback_secret=new_secret,
+        )
+    )
+
+
+def set_default_callback(name: str, url: str | None) -> Update:
+    return update(clients).where(clients.c.name == name).values(default_callback_url=url)
+
+
+def insert_delivery(values: Mapping[str, Any]) -> Insert:
+    return insert(callback_deliveries).values(**values)
+
+
+def claim_deliveries(now: datetime, owner: str, lease_until: datetime, limit: int) -> Update:
+    """The notifier's claim: the same CTE + SKIP LOCKED shape as the job claims."""
+    d = callback_deliveries
+    due = (
+        select(d.c.id)
+        .where(
+            d.c.status.in_(
+                [bindparam(f"due_{s}", s, literal_execute=True) for s in ("pending", "failing")]
+            ),
+            d.c.next_attempt_at <= now,
+            or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
+        )
+        .order_by(d.c.next_attempt_at, d.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    return (
+        update(d)
+        .where(d.c.id == due.c.id)
+        .values(lease_owner=owner, lease_expires_at=lease_until)
+        .returning(*d.c)
+    )
+
+
+def finish_attempt(delivery_id: int, owner: str, values: Mapping[str, Any]) -> Update:
+    """Compare-and-set on the claim: a delivery taken over by another notifier is theirs."""
+    d = callback_deliveries
+    return (
+        update(d)
+        .where(d.c.id == delivery_id, d.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None, attempts=d.c.attempts + 1, **values)
+        .returning(*d.c)
+    )
+
+
+def get_delivery_of_job(job_id: int) -> Select[Any]:
+    return select(callback_deliveries).where(callback_deliveries.c.job_id == job_id)
+
+
+def replay_delivery(job_id: int, now: datetime) -> Update:
+    return (
+        update(callback_deliveries)
+        .where(callback_deliveries.c.job_id == job_id)
+        .values(status="pending", next_attempt_at=now, schedule_step=0, updated_at=now)
+        .returning(*callback_deliveries.c)
+    )
+
+
+def set_callback_status(job_id: int, status: str, now: datetime) -> Update:
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == job_id,
+            or_(jobs.c.callback_status.is_(None), jobs.c.callback_status != status),
+        )
+        .values(callback_status=status, updated_at=now, version=jobs.c.version + 1)
+    )
+
+
+def count_deliveries_by_status() -> Select[Any]:
+    d = callback_deliveries
+    return select(d.c.status, func.count()).group_by(d.c.status)

@@ -33,6 +33,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 QUEUED_SQL = "status = 'queued'"
 PROCESSING_SQL = "status = 'processing'"
 UNFINISHED_SQL = "status IN ('queued', 'processing')"
+CALLBACK_DUE_SQL = "status IN ('pending', 'failing')"
 FINISHED_SQL = "status IN ('succeeded', 'failed', 'timed_out', 'canceled')"
 
 clients = Table(
@@ -42,6 +43,10 @@ clients = Table(
     Column("name", String(200), nullable=False, unique=True),
     Column("callback_secret", String(200), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Rotation: the previous secret still signs (beside the new one) until it expires.
+    Column("previous_callback_secret", String(200)),
+    Column("previous_secret_expires_at", UTCDateTime()),
+    Column("default_callback_url", Text),
 )
 
 api_keys = Table(
@@ -90,6 +95,7 @@ jobs = Table(
     Column("lease_owner", String(100)),
     Column("lease_expires_at", UTCDateTime()),
     Column("callback_url", Text),
+    Column("callback_status", String(20)),  # pending, delivered, failing, dead; or NULL
     Column("metadata", Json, nullable=False),
     UniqueConstraint("client_id", "idempotency_key"),
     # One partial index per claim query, matching its WHERE and ORDER BY, so a claim reads
@@ -138,6 +144,38 @@ job_events = Table(
     Column("to_status", String(20)),
     Column("detail", Json, nullable=False),
     Index("ix_job_events_job_id_id", "job_id", "id"),
+)
+
+# The callback outbox: one row per terminal job with a callback URL, written in the same
+# transaction as the terminal transition; any replica's notifier delivers it.
+callback_deliveries = Table(
+    "callback_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("client_id", BigId, ForeignKey("clients.id", ondelete="CASCADE"), nullable=False),
+    Column("webhook_id", String(64), nullable=False, unique=True),
+    Column("event_type", String(40), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the exact bytes every attempt sends
+    Column("status", String(20), nullable=False),  # pending, failing, delivered, dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("schedule_step", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Index(
+        "ix_callback_deliveries_due",
+        "next_attempt_at",
+        "id",
+        postgresql_where=text(CALLBACK_DUE_SQL),
+        sqlite_where=text(CALLBACK_DUE_SQL),
+    ),
 )
 
 # Fixed-window counters of job creations per client, shared by every replica.

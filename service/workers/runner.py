@@ -5,22 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from service.domain.jobs import Job
 from service.domain.retention import prune_cutoff
 from service.domain.states import TERMINAL
 from service.store.listener import Listener
+from service.store.manager import Delivery
 from service.workers.budget import RateBudget
 from service.workers.context import WorkContext, new_owner
+from service.workers.notifier import deliver
 from service.workers.poller import poll_job
 from service.workers.submitter import submit_job
 
 log = logging.getLogger("service.workers")
 
-Claim = Callable[[int], Awaitable[list[Job]]]
-Handle = Callable[[Job], Awaitable[object]]
+Claim = Callable[[int], Awaitable[Sequence[Any]]]  # claims up to n jobs (or deliveries)
+Handle = Callable[[Any], Awaitable[object]]
+
+
+def _name_of(item: Any) -> str:
+    return str(getattr(item, "public_id", None) or getattr(item, "webhook_id", item))
 
 
 class Workers:
@@ -32,6 +39,7 @@ class Workers:
         self.owner = new_owner("worker")
         self._stopping = asyncio.Event()
         self._wake_submitter = asyncio.Event()
+        self._wake_notifier = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.poll_budget = RateBudget(ctx.settings.poll_rate_per_second)
         self._listener: Listener | None = None
@@ -42,7 +50,9 @@ class Workers:
         return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     def wake(self) -> None:
+        """A job was created or finished: submit, and deliver its callback, now."""
         self._wake_submitter.set()
+        self._wake_notifier.set()
 
     async def start(self) -> None:
         s = self.ctx.settings
@@ -62,6 +72,17 @@ class Workers:
                 name="submitter",
             ),
             asyncio.create_task(self._retention(), name="retention"),
+            asyncio.create_task(
+                self._loop(
+                    "notifier",
+                    self._claim_callbacks,
+                    lambda d: deliver(self.ctx, d, self.owner),
+                    s.callback_concurrency,
+                    s.submit_idle_seconds,
+                    self._wake_notifier,
+                ),
+                name="notifier",
+            ),
             asyncio.create_task(
                 self._loop(
                     "sweeper",
@@ -114,6 +135,11 @@ class Workers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), s.retention_interval_seconds)
 
+    async def _claim_callbacks(self, limit: int) -> list[Delivery]:
+        now = self.ctx.clock()
+        lease = now + timedelta(seconds=self.ctx.settings.callback_lease_seconds)
+        return await self.ctx.store.claim_deliveries(now, self.owner, lease, limit)
+
     async def _claim_submit(self, limit: int) -> list[Job]:
         now = self.ctx.clock()
         return await self.ctx.store.claim_for_submit(
@@ -135,15 +161,13 @@ class Workers:
         if applied.changed and applied.job is not None and applied.job.status in TERMINAL:
             self.wake()  # a slot at the provider freed up
 
-    async def _guard(self, name: str, handle: Handle, job: Job) -> None:
+    async def _guard(self, name: str, handle: Handle, item: Any) -> None:
         try:
-            await handle(job)
+            await handle(item)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception(
-                "%s: job %s failed unexpectedly; its lease will expire", name, job.public_id
-            )
+            log.exception("%s: %s failed unexpectedly; its lease will expire", name, _name_of(item))
 
     async def _loop(
         self,
@@ -164,7 +188,7 @@ class Workers:
                     if free <= 0:  # over the rate budget: wait for the next token
                         await self._idle(budget.seconds_until_one(), None, set())
                         continue
-                claimed: list[Job] = []
+                claimed: Sequence[Any] = []
                 if free > 0:
                     try:
                         claimed = await claim(free)

@@ -100,6 +100,7 @@ def test_the_document_lists_every_route(server: dict[str, Any]) -> None:
         "/v1/jobs/{job_id}/events",
         "/v1/jobs/{job_id}/cancel",
         "/v1/jobs/{job_id}/refresh",
+        "/v1/jobs/{job_id}/callbacks/replay",
         "/webhooks/modelslab/{token}",
         "/healthz",
         "/readyz",
