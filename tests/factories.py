@@ -31,16 +31,20 @@ async def queued_job(store: Store, client: int, now: datetime, **request: Any) -
 
 
 async def processing_job(
-    store: Store, client: int, now: datetime, poll_in: float = 10.0, owner: str = "t"
+    store: Store,
+    client: int,
+    now: datetime,
+    poll_in: float = 10.0,
+    callback_url: str | None = None,
 ) -> Job:
-    job = await queued_job(store, client, now)
-    [claimed] = await store.claim_for_submit(now, owner, now + timedelta(seconds=60), 1)
+    """A job as the submitter leaves it after ModelsLab accepted it (no claim involved, so a
+    background submitter racing for the queued row cannot get in the way)."""
+    job = await queued_job(store, client, now, callback_url=callback_url)
     applied = await store.apply(
-        claimed,
+        job,
         now,
         source="test",
         to_status=JobStatus.PROCESSING,
-        owner=owner,
         values={
             "provider_id": "99",
             "submitted_at": now,
