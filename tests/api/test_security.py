@@ -43,6 +43,7 @@ ROUTES = [
     ("GET", "/v1/jobs/{id}/events", "jobs:read"),
     ("POST", "/v1/jobs/{id}/cancel", "jobs:write"),
     ("POST", "/v1/jobs/{id}/refresh", "jobs:write"),
+    ("POST", "/v1/jobs/{id}/callbacks/replay", "jobs:write"),
     ("GET", "/v1/jobs", "jobs:read"),
     ("POST", "/v1/jobs", "jobs:write"),
 ]

@@ -180,3 +180,23 @@ def test_worker_alone_and_serve_without_workers_stop_on_sigterm(db_url: str) -> 
     assert "workers started" not in api_err  # --no-workers: the API alone
     assert "workers started" in worker_err and "workers stopped" in worker_err
     assert worker.returncode in (0, -signal.SIGTERM), worker_err
+
+
+def test_keys_rotate_secret_and_set_callback(db_url: str) -> None:
+    created = run_cli(
+        db_url,
+        "keys",
+        "create",
+        "--name",
+        "team-c",
+        "--scopes",
+        "jobs:write",
+        "--callback-url",
+        "https://93.184.216.34/cb",
+    )
+    first_secret = created.stdout.strip().splitlines()[-2]
+    rotated = run_cli(db_url, "keys", "rotate-secret", "team-c")
+    assert rotated.returncode == 0 and rotated.stdout.strip().startswith("whsec_")
+    assert rotated.stdout.strip() != first_secret and "old secret keeps signing" in rotated.stderr
+    assert run_cli(db_url, "keys", "rotate-secret", "nobody").returncode == 1
+    assert run_cli(db_url, "keys", "set-callback", "team-c").stdout.strip().endswith("none")

@@ -1,0 +1,66 @@
+"""Callback surfaces of the API: replay, callback status, a client's default URL."""
+
+from __future__ import annotations
+
+from service.domain.states import JobStatus
+from tests.conftest import Api, now
+
+CB = "https://93.184.216.34/hooks/outpaint"
+BODY = {"image": "https://example.com/in.png"}
+
+
+async def finished(api: Api, headers: dict[str, str], **extra: object) -> dict:  # type: ignore[type-arg]
+    job = (await api.client.post("/v1/jobs", json={**BODY, **extra}, headers=headers)).json()
+    stored = await api.store.get_job(job["id"])
+    assert stored is not None
+    await api.store.apply(stored, now(), source="test", to_status=JobStatus.CANCELED)
+    return (await api.client.get(f"/v1/jobs/{job['id']}", headers=headers)).json()  # type: ignore[no-any-return]
+
+
+async def test_a_finished_job_shows_its_callback_pending_and_can_be_replayed(api: Api) -> None:
+    headers = await api.key()
+    job = await finished(api, headers, callback_url=CB)
+    assert job["callback_url"] == CB and job["callback_status"] == "pending"
+    r = await api.client.post(f"/v1/jobs/{job['id']}/callbacks/replay", headers=headers)
+    assert r.status_code == 202 and r.json()["webhook_id"].startswith("msg_")
+    again = await api.client.post(f"/v1/jobs/{job['id']}/callbacks/replay", headers=headers)
+    assert again.json()["webhook_id"] == r.json()["webhook_id"]
+
+
+async def test_replay_without_a_callback_or_before_the_end(api: Api) -> None:
+    headers = await api.key()
+    plain = await finished(api, headers)
+    assert plain["callback_status"] is None
+    assert (
+        await api.client.post(f"/v1/jobs/{plain['id']}/callbacks/replay", headers=headers)
+    ).status_code == 404
+    running = (
+        await api.client.post("/v1/jobs", json={**BODY, "callback_url": CB}, headers=headers)
+    ).json()
+    assert (
+        await api.client.post(f"/v1/jobs/{running['id']}/callbacks/replay", headers=headers)
+    ).status_code == 409
+
+
+async def test_replay_is_the_owners_only(api: Api) -> None:
+    job = await finished(api, await api.key("team-a"), callback_url=CB)
+    url = f"/v1/jobs/{job['id']}/callbacks/replay"
+    assert (
+        await api.client.post(url, headers=await api.key("team-b", "jobs:write"))
+    ).status_code == 404
+    assert (await api.client.post(url, headers=await api.key("ops", "ops:read"))).status_code == 403
+
+
+async def test_a_clients_default_callback_url_is_used_when_a_job_names_none(api: Api) -> None:
+    headers = await api.key("team-a")
+    assert await api.store.set_default_callback("team-a", CB)
+    job = (await api.client.post("/v1/jobs", json=BODY, headers=headers)).json()
+    assert job["callback_url"] == CB
+    own = (
+        await api.client.post(
+            "/v1/jobs", json={**BODY, "callback_url": "https://93.184.216.35/x"}, headers=headers
+        )
+    ).json()
+    assert own["callback_url"] == "https://93.184.216.35/x"
+    theirs = (await api.client.post("/v1/jobs", json=BODY, headers=await api.key("team-b"))).json()
+    assert theirs["callback_url"] is None
