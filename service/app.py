@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
 from service import logs
-from service.api import health, jobs, metrics, openapi, webhooks
+from service.api import health, jobs, metrics, openapi, stats, webhooks
 from service.api.context import ApiContext
 from service.api.problems import EXCEPTION_HANDLERS
 from service.provider.client import ModelsLabClient
@@ -87,7 +87,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
 
     routes: list[BaseRoute] = [*health.routes, *metrics.routes]
     if api:
-        routes += [*jobs.routes, *webhooks.routes, *openapi.routes]
+        routes += [*jobs.routes, *stats.routes, *webhooks.routes, *openapi.routes]
     if simulator is not None:
         routes.append(Mount(SIMULATOR_MOUNT, app=simulator.app))
     app = Starlette(

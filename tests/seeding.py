@@ -42,3 +42,15 @@ async def seed_jobs(
 
 async def analyze(conn: AsyncConnection) -> None:
     await conn.execute(text("ANALYZE"))
+
+
+async def seed_delivered_callbacks(conn: AsyncConnection) -> None:
+    """A delivered callback for every succeeded job: the outbox's history."""
+    await conn.execute(
+        text(
+            "INSERT INTO callback_deliveries (job_id, client_id, webhook_id, event_type, url, body,"
+            " status, attempts, schedule_step, created_at, updated_at)"
+            " SELECT id, client_id, 'msg_' || id, 'job.succeeded', 'https://x.example/cb', '{}',"
+            " 'delivered', 1, 0, completed_at, completed_at FROM jobs WHERE status = 'succeeded'"
+        )
+    )

@@ -198,6 +198,26 @@ def build_document() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/stats": {
+            "get": {
+                "summary": "Counts, overdue work, throughput and latency (ops:read)",
+                "operationId": "stats",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "client", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "window_seconds",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 60, "maximum": 604800},
+                    },
+                ],
+                "responses": {
+                    "200": _json("Stats", "The figures"),
+                    **AUTH_ERRORS,
+                    "422": _problem("Unknown client, or a window out of range"),
+                },
+            }
+        },
         "/webhooks/modelslab/{token}": {
             "post": {
                 "summary": "ModelsLab's callback (the token authenticates it)",

@@ -75,6 +75,18 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+class Stats(BaseModel):
+    counts: dict[str, int] = Field(description="Jobs by state")
+    overdue: int = Field(description="Processing jobs past eta + ETA_GRACE_SECONDS")
+    oldest_processing_seconds: float | None
+    completed_last_hour: int
+    p50_seconds: float | None = Field(description="Creation to success, over the window")
+    p95_seconds: float | None
+    window_seconds: float
+    sample_size: int
+    callbacks: dict[str, int] = Field(description="Callback deliveries pending, failing, dead")
+
+
 class CallbackReplay(BaseModel):
     webhook_id: str
     status: str
@@ -102,6 +114,7 @@ MODELS: list[type[BaseModel]] = [
     EventList,
     Problem,
     CallbackReplay,
+    Stats,
     WebhookAck,
     Health,
     Ready,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -321,6 +323,7 @@ class Store:
                 await conn.execute(
                     q.insert_event(row.id, now, "created", "api", {}, None, JobStatus.QUEUED.value)
                 )
+                await self._count(conn, client_id, JobStatus.QUEUED.value, 1)
                 await self._notify(conn)
             return job_from_row(row), True
         except IntegrityError:
@@ -510,6 +513,8 @@ class Store:
                 )
             )
             metrics.TRANSITIONS.labels(step.value, source).inc()
+            await self._count(conn, job.client_id, current.status.value, -1)
+            await self._count(conn, job.client_id, step.value, 1)
             if step in TERMINAL:
                 await self._notify(conn)  # a provider slot may have freed up
                 if row.callback_url:
@@ -538,6 +543,9 @@ class Store:
                 }
             )
         )
+
+    async def _count(self, conn: AsyncConnection, client_id: int, status: str, delta: int) -> None:
+        await conn.execute(q.bump_status_count(conn.dialect.name, client_id, status, delta))
 
     async def _notify(self, conn: AsyncConnection) -> None:
         if conn.dialect.name == "postgresql":
@@ -614,9 +622,12 @@ class Store:
                 batches = 0
                 while max_batches is None or batches < max_batches:
                     async with self.engine.begin() as conn:
-                        n = (
+                        gone = (
                             await conn.execute(q.prune_batch(completed_before, batch_size))
-                        ).rowcount
+                        ).all()
+                        for (client_id, status), k in Counter((r[0], r[1]) for r in gone).items():
+                            await self._count(conn, client_id, status, -k)
+                    n = len(gone)
                     deleted += n
                     batches += 1
                     if n < batch_size:
@@ -698,12 +709,94 @@ class Store:
         async with self.engine.begin() as conn:
             return bool((await conn.execute(q.set_default_callback(client_name, url))).rowcount)
 
-    async def deliveries_by_status(self) -> dict[str, int]:
+    async def deliveries_by_status(self, client_id: int | None = None) -> dict[str, int]:
+        """Callback deliveries by status (read through the outbox's status)."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(q.count_deliveries_by_status())).all()
-        return {str(status): int(n) for status, n in rows}
+            rows = (await conn.execute(q.count_deliveries_by_status(client_id))).all()
+        counts = {s: 0 for s in ("pending", "failing", "dead")}
+        counts.update({str(status): int(n) for status, n in rows})
+        return counts
+
+    # --- stats ---------------------------------------------------------------------------------
+
+    async def counts_by_status(self, client_id: int | None = None) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q.status_count_totals(client_id))).all()
+        counts = {s.value: 0 for s in JobStatus}
+        counts.update({str(status): int(n) for status, n in rows})
+        return counts
+
+    async def stats(
+        self,
+        now: datetime,
+        grace_seconds: float,
+        window_seconds: float,
+        client_id: int | None = None,
+        sample_limit: int = 100_000,
+    ) -> dict[str, Any]:
+        """Everything `GET /v1/stats` shows, each from a counter table or an index range."""
+        async with self.engine.connect() as conn:
+            overdue = (
+                await conn.execute(
+                    q.count_overdue(now - timedelta(seconds=grace_seconds), client_id)
+                )
+            ).scalar_one()
+            oldest = (await conn.execute(q.oldest_processing(client_id))).scalar()
+            hour = (
+                await conn.execute(q.count_completed_since(now - timedelta(hours=1), client_id))
+            ).scalar_one()
+            times = (
+                await conn.execute(
+                    q.completion_times(
+                        now - timedelta(seconds=window_seconds), client_id, sample_limit
+                    )
+                )
+            ).all()
+        if oldest is not None:
+            oldest = _aware(oldest, now)
+        durations = [
+            (_aware(done, now) - _aware(created, now)).total_seconds() for created, done in times
+        ]
+        return {
+            "counts": await self.counts_by_status(client_id),
+            "overdue": int(overdue),
+            "oldest_processing_seconds": (
+                round((now - oldest).total_seconds(), 3) if oldest is not None else None
+            ),
+            "completed_last_hour": int(hour),
+            "p50_seconds": _percentile(durations, 50),
+            "p95_seconds": _percentile(durations, 95),
+            "window_seconds": window_seconds,
+            "sample_size": len(durations),
+        }
+
+    async def sweeper_lag_seconds(self, now: datetime) -> float:
+        async with self.engine.connect() as conn:
+            due = (await conn.execute(q.oldest_overdue_poll(now))).scalar()
+        return max((now - _aware(due, now)).total_seconds(), 0.0) if due is not None else 0.0
+
+    async def client_id_of(self, name: str) -> int | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q.get_client_by_name(name))).first()
+        return int(row.id) if row else None
 
     async def reset_for_tests(self) -> None:
         async with self.engine.begin() as conn:
             for stmt in q.delete_everything():
                 await conn.execute(stmt)
+
+
+def _aware(value: datetime | str, like: datetime) -> datetime:
+    """Aggregates (min) bypass the column type on SQLite and come back naive or as text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=like.tzinfo)
+
+
+def _percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile; None without data."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(math.ceil(pct * len(ordered) / 100) - 1, 0)
+    return round(ordered[min(rank, len(ordered) - 1)], 3)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    CompoundSelect,
     Delete,
     Insert,
     Select,
@@ -24,8 +25,10 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
+from sqlalchemy.sql.dml import ReturningDelete
 from sqlalchemy.sql.elements import ColumnElement
 
 from service.domain.states import JobStatus
@@ -37,6 +40,7 @@ from service.store.tables import (
     jobs,
     rate_windows,
     service_state,
+    status_counts,
 )
 
 # --- service state -----------------------------------------------------------------------
@@ -280,7 +284,7 @@ def unlock_prune() -> TextClause:
     return text("SELECT pg_advisory_unlock(:key)").bindparams(key=PRUNE_LOCK)
 
 
-def prune_batch(completed_before: datetime, batch_size: int) -> Delete:
+def prune_batch(completed_before: datetime, batch_size: int) -> ReturningDelete[Any, Any]:
     """Delete up to `batch_size` finished jobs completed before the cutoff, oldest first;
     their events go with them (ON DELETE CASCADE)."""
     oldest = (
@@ -294,7 +298,11 @@ def prune_batch(completed_before: datetime, batch_size: int) -> Delete:
         .order_by(jobs.c.completed_at)
         .limit(batch_size)
     )
-    return delete(jobs).where(jobs.c.id.in_(oldest.scalar_subquery()))
+    return (
+        delete(jobs)
+        .where(jobs.c.id.in_(oldest.scalar_subquery()))
+        .returning(jobs.c.client_id, jobs.c.status)
+    )
 
 
 def count_rate_window(dialect: str, client_id: int, window_start: datetime) -> Insert:
@@ -395,6 +403,7 @@ def delete_everything() -> list[Delete]:
             job_events,
             jobs,
             rate_windows,
+            status_counts,
             api_keys,
             clients,
             service_state,
@@ -489,6 +498,98 @@ def set_callback_status(job_id: int, status: str, now: datetime) -> Update:
     )
 
 
-def count_deliveries_by_status() -> Select[Any]:
+CALLBACK_DUE_SQL_QUALIFIED = "callback_deliveries.status IN ('pending', 'failing')"
+CALLBACK_DEAD_SQL_QUALIFIED = "callback_deliveries.status = 'dead'"
+
+
+def count_deliveries_by_status(client_id: int | None = None) -> CompoundSelect[Any]:
+    """Deliveries not (yet) delivered, by status. Each part repeats a partial index's
+    predicate exactly (SQLite needs that to use one), so delivered history is never read."""
     d = callback_deliveries
-    return select(d.c.status, func.count()).group_by(d.c.status)
+    due = (
+        select(d.c.status, func.count().label("n"))
+        .where(text(CALLBACK_DUE_SQL_QUALIFIED))
+        .group_by(d.c.status)
+    )
+    dead = (
+        select(d.c.status, func.count().label("n"))
+        .where(text(CALLBACK_DEAD_SQL_QUALIFIED))
+        .group_by(d.c.status)
+    )
+    if client_id is not None:
+        due = due.where(d.c.client_id == client_id)
+        dead = dead.where(d.c.client_id == client_id)
+    return union_all(due, dead)
+
+
+# --- counts and stats ----------------------------------------------------------------------
+
+
+def bump_status_count(dialect: str, client_id: int, status: str, delta: int) -> Insert:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = make(status_counts).values(client_id=client_id, status=status, n=delta)
+    return stmt.on_conflict_do_update(
+        index_elements=[status_counts.c.client_id, status_counts.c.status],
+        set_={"n": status_counts.c.n + delta},
+    )
+
+
+def status_count_totals(client_id: int | None) -> Select[Any]:
+    stmt = select(status_counts.c.status, func.sum(status_counts.c.n)).group_by(
+        status_counts.c.status
+    )
+    if client_id is not None:
+        stmt = stmt.where(status_counts.c.client_id == client_id)
+    return stmt
+
+
+def _for_client(stmt: Select[Any], client_id: int | None) -> Select[Any]:
+    return stmt if client_id is None else stmt.where(jobs.c.client_id == client_id)
+
+
+def _processing() -> ColumnElement[bool]:
+    return jobs.c.status == bindparam("st_processing", "processing", literal_execute=True)
+
+
+def count_overdue(eta_before: datetime, client_id: int | None) -> Select[Any]:
+    """Processing jobs past eta + grace: read through the poll-claim partial index."""
+    stmt = select(func.count()).select_from(jobs).where(_processing(), jobs.c.eta_at < eta_before)
+    return _for_client(stmt, client_id)
+
+
+def oldest_processing(client_id: int | None) -> Select[Any]:
+    stmt = select(func.min(func.coalesce(jobs.c.submitted_at, jobs.c.created_at))).where(
+        _processing()
+    )
+    return _for_client(stmt, client_id)
+
+
+def oldest_overdue_poll(now: datetime) -> Select[Any]:
+    """The sweeper's lag: when the most overdue poll was due."""
+    return select(func.min(jobs.c.next_poll_at)).where(_processing(), jobs.c.next_poll_at <= now)
+
+
+def _finished_since(since: datetime) -> ColumnElement[bool]:
+    return and_(
+        jobs.c.status.in_([bindparam(f"fin_{s}", s, literal_execute=True) for s in FINISHED]),
+        jobs.c.completed_at >= since,
+    )
+
+
+def count_completed_since(since: datetime, client_id: int | None) -> Select[Any]:
+    stmt = select(func.count()).select_from(jobs).where(_finished_since(since))
+    return _for_client(stmt, client_id)
+
+
+def completion_times(since: datetime, client_id: int | None, limit: int) -> Select[Any]:
+    """(created_at, completed_at) of jobs that succeeded since `since`, newest first: read
+    through the finished jobs' completed_at index."""
+    stmt = (
+        select(jobs.c.created_at, jobs.c.completed_at)
+        .where(_finished_since(since), jobs.c.status == "succeeded")
+        .order_by(jobs.c.completed_at.desc())
+        .limit(limit)
+    )
+    return _for_client(stmt, client_id)

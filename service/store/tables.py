@@ -176,6 +176,22 @@ callback_deliveries = Table(
         postgresql_where=text(CALLBACK_DUE_SQL),
         sqlite_where=text(CALLBACK_DUE_SQL),
     ),
+    Index(
+        "ix_callback_deliveries_dead",
+        "client_id",
+        postgresql_where=text("status = 'dead'"),
+        sqlite_where=text("status = 'dead'"),
+    ),
+)
+
+# Jobs per client and state, kept exact by every insert, transition and prune (in their own
+# transactions), so counts by state never scan history.
+status_counts = Table(
+    "status_counts",
+    metadata,
+    Column("client_id", BigId, ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(20), primary_key=True),
+    Column("n", BigInteger, nullable=False),
 )
 
 # Fixed-window counters of job creations per client, shared by every replica.

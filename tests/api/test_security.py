@@ -46,8 +46,13 @@ ROUTES = [
     ("POST", "/v1/jobs/{id}/callbacks/replay", "jobs:write"),
     ("GET", "/v1/jobs", "jobs:read"),
     ("POST", "/v1/jobs", "jobs:write"),
+    ("GET", "/v1/stats", "ops:read"),
 ]
-WRONG_SCOPE = {"jobs:read": "jobs:write", "jobs:write": "jobs:read"}
+WRONG_SCOPE = {
+    "jobs:read": "jobs:write",
+    "jobs:write": "jobs:read",
+    "ops:read": "jobs:read,jobs:write",
+}
 
 
 @pytest.mark.parametrize(("method", "path", "scope"), ROUTES)

@@ -101,6 +101,7 @@ def test_the_document_lists_every_route(server: dict[str, Any]) -> None:
         "/v1/jobs/{job_id}/cancel",
         "/v1/jobs/{job_id}/refresh",
         "/v1/jobs/{job_id}/callbacks/replay",
+        "/v1/stats",
         "/webhooks/modelslab/{token}",
         "/healthz",
         "/readyz",
