@@ -8,11 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
 from service import logs
 from service.api import health, jobs, metrics, openapi, stats, webhooks
 from service.api.context import ApiContext
+from service.api.middleware import RequestId
 from service.api.problems import EXCEPTION_HANDLERS
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
@@ -92,6 +94,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
         routes.append(Mount(SIMULATOR_MOUNT, app=simulator.app))
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(RequestId)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -6,10 +6,54 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
+CONTEXT_FIELDS = ("request_id", "job_id", "track_id")
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
+track_id: ContextVar[int | None] = ContextVar("track_id", default=None)
+
+
+@contextmanager
+def job_context(public_id: str | None, track: int | None) -> Iterator[None]:
+    """Tag every log line inside with the job's ids."""
+    tokens = (job_id.set(public_id), track_id.set(track))
+    try:
+        yield
+    finally:
+        job_id.reset(tokens[0])
+        track_id.reset(tokens[1])
+
+
+class ContextFilter(logging.Filter):
+    """Adds request_id, job_id and track_id (when set) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in (("request_id", request_id), ("job_id", job_id), ("track_id", track_id)):
+            value = var.get()
+            if value is not None and not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+class ConsoleFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        tags = [f"{k}={getattr(record, k)}" for k in CONTEXT_FIELDS if hasattr(record, k)]
+        return f"{line} [{' '.join(tags)}]" if tags else line
 
 
 class JsonFormatter(logging.Formatter):
@@ -65,7 +109,8 @@ def configure(log_format: str = "console", level: str = "INFO") -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(ConsoleFormatter())
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     install_redaction()

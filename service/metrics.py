@@ -5,7 +5,13 @@ A leaf module: it imports nothing of the service, so any module may count into i
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -65,5 +71,66 @@ CALLBACKS = Counter(
 )
 
 
+RESULTS = Counter(
+    "outpaint_provider_results_total",
+    "Jobs finished by a provider result, by how it reached us: webhook, or poll (the "
+    "sweeper's or a refresh): the provider's delivery health",
+    ["via"],
+    registry=REGISTRY,
+)
+WEBHOOK_LATENESS = Histogram(
+    "outpaint_webhook_lateness_seconds",
+    "How long after the job's eta its first final webhook arrived (negative: early)",
+    buckets=(-10, -1, 0, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+    registry=REGISTRY,
+)
+
+
+class DatabaseState(Collector):
+    """Gauges read from the database: refreshed by the /metrics handler at most every few
+    seconds and shared by every scrape; one value per deployment, not per process."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, int] = {}
+        self.callbacks: dict[str, int] = {}
+        self.sweeper_lag_seconds = 0.0
+        self.inflight = 0
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily("outpaint_jobs", "Jobs by state", labels=["status"])
+        for status, n in sorted(self.jobs.items()):
+            jobs.add_metric([status], n)
+        yield jobs
+        callbacks = GaugeMetricFamily(
+            "outpaint_callbacks_undelivered",
+            "Callback deliveries not delivered, by status",
+            labels=["status"],
+        )
+        for status, n in sorted(self.callbacks.items()):
+            callbacks.add_metric([status], n)
+        yield callbacks
+        yield GaugeMetricFamily(
+            "outpaint_sweeper_lag_seconds",
+            "Age of the most overdue poll (0 when the sweeper keeps up)",
+            value=self.sweeper_lag_seconds,
+        )
+        yield GaugeMetricFamily(
+            "outpaint_provider_inflight", "Jobs unfinished at the provider", value=self.inflight
+        )
+
+
+STATE = DatabaseState()
+REGISTRY.register(STATE)
+
+
 def render() -> bytes:
+    """This process's metrics; under `uvicorn --workers N` (PROMETHEUS_MULTIPROC_DIR set),
+    every worker's, summed by prometheus-client's multiprocess collector."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(STATE)
+        return generate_latest(registry)
     return generate_latest(REGISTRY)

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     callback_timeout_seconds: float = Field(15.0, gt=0)
     callback_concurrency: int = Field(8, ge=1)
     callback_secret_grace_hours: float = Field(24.0, ge=0)
+    metrics_refresh_seconds: float = Field(5.0, ge=0)
     retention_days: float = Field(30.0, ge=0)  # 0 keeps finished jobs for ever
     retention_interval_seconds: float = Field(3600.0, gt=0)
     stop_grace_seconds: float = Field(10.0, gt=0)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -18,6 +19,8 @@ class ApiContext:
     store: Store
     work: WorkContext
     workers: Workers | None
+    metrics_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    metrics_refreshed_at: float = float("-inf")
 
     def wake_submitter(self) -> None:
         if self.workers is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 from pydantic import ValidationError
@@ -9,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service import logs
 from service.api.auth import (
     JOBS_READ,
     JOBS_WRITE,
@@ -28,6 +30,8 @@ from service.netguard import UnsafeCallback, check_callback
 from service.store.manager import IdempotencyConflict, TooManyUnfinished, request_hash
 from service.workers.context import new_owner
 from service.workers.poller import poll_job
+
+log = logging.getLogger("service.api.jobs")
 
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -126,6 +130,8 @@ async def create_job(request: Request) -> Response:
         ) from None
     if not created:
         return _job_response(job, 200)
+    with logs.job_context(job.public_id, job.id):
+        log.info("job created for client %s", principal.client_name)
     ctx.wake_submitter()
     response = _job_response(job, 202)
     response.headers["Location"] = f"/v1/jobs/{job.public_id}"

@@ -1,6 +1,10 @@
-"""`GET /metrics`: Prometheus text format."""
+"""`GET /metrics`: Prometheus text format. Database-derived gauges are refreshed here at
+most every METRICS_REFRESH_SECONDS, once for all concurrent scrapes."""
 
 from __future__ import annotations
+
+import logging
+import time
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -8,9 +12,28 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service import metrics
+from service.api.context import ApiContext, ctx_of
+
+log = logging.getLogger("service.metrics")
 
 
-async def metrics_endpoint(_request: Request) -> Response:
+async def _refresh(ctx: ApiContext) -> None:
+    async with ctx.metrics_lock:
+        if time.monotonic() - ctx.metrics_refreshed_at < ctx.settings.metrics_refresh_seconds:
+            return
+        now = ctx.work.clock()
+        metrics.STATE.jobs = await ctx.store.counts_by_status()
+        metrics.STATE.callbacks = await ctx.store.deliveries_by_status()
+        metrics.STATE.sweeper_lag_seconds = await ctx.store.sweeper_lag_seconds(now)
+        metrics.STATE.inflight = await ctx.store.inflight(now)
+        ctx.metrics_refreshed_at = time.monotonic()
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    try:
+        await _refresh(ctx_of(request))
+    except Exception:  # a scrape still answers, with the last values, when the DB is down
+        log.warning("metrics: could not refresh the database gauges", exc_info=True)
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

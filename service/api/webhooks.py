@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import metrics
+from service import logs, metrics
 from service.api.bodies import parse_json, read_body
-from service.api.context import ctx_of
+from service.api.context import ApiContext, ctx_of
 from service.api.problems import Problem
 from service.domain.outcomes import outcome_of
 from service.domain.redaction import redact
@@ -43,6 +43,11 @@ async def modelslab_webhook(request: Request) -> Response:
     if track_id is None:
         log.warning("webhook refused: unknown token")
         raise _unknown()
+    with logs.job_context(None, track_id):
+        return await _receive(request, ctx, token, track_id)
+
+
+async def _receive(request: Request, ctx: ApiContext, token: str, track_id: int) -> Response:
     try:
         body = await read_body(request, ctx.settings.max_body_bytes)
         data = parse_json(body)
@@ -88,6 +93,10 @@ async def modelslab_webhook(request: Request) -> Response:
             Problem(422, "Mismatched webhook", "The body's track_id does not match the URL."),
         )
     metrics.WEBHOOKS.labels("applied" if applied.changed else "duplicate").inc()
+    if applied.changed and applied.job.status in TERMINAL:
+        metrics.RESULTS.labels("webhook").inc()
+        if applied.job.eta_at is not None:
+            metrics.WEBHOOK_LATENESS.observe((now - applied.job.eta_at).total_seconds())
     if applied.changed and applied.job.status in TERMINAL:
         ctx.wake_submitter()  # a slot at the provider freed up
     log.info(

@@ -91,7 +91,7 @@ async def poll_job(ctx: WorkContext, job: Job, owner: str, source: str = "sweepe
             ),
             **RELEASE,
         )
-    return await ctx.store.apply(
+    applied = await ctx.store.apply(
         job,
         now,
         source=source,
@@ -101,3 +101,6 @@ async def poll_job(ctx: WorkContext, job: Job, owner: str, source: str = "sweepe
         notes=notes,
         increments=("polls", "attempts") if outcome.to_status is None else ("polls",),
     )
+    if applied.changed and outcome.to_status is not None:
+        metrics.RESULTS.labels("poll").inc()
+    return applied

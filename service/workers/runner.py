@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from service import logs
 from service.domain.jobs import Job
 from service.domain.retention import prune_cutoff
 from service.domain.states import TERMINAL
@@ -162,8 +163,11 @@ class Workers:
             self.wake()  # a slot at the provider freed up
 
     async def _guard(self, name: str, handle: Handle, item: Any) -> None:
+        public_id = getattr(item, "public_id", None)
+        track = getattr(item, "id", None) if public_id else getattr(item, "job_id", None)
         try:
-            await handle(item)
+            with logs.job_context(public_id, track):
+                await handle(item)
         except asyncio.CancelledError:
             raise
         except Exception:

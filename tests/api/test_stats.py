@@ -84,3 +84,41 @@ async def test_counts_follow_prune(api: Api) -> None:
     assert deleted == 1  # the old cancel
     counts = await api.store.counts_by_status()
     assert counts["canceled"] == 0 and counts["succeeded"] == 4
+
+
+async def test_metrics_parse_and_carry_every_family(api: Api) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await build_mix(api)
+    text = (await api.client.get("/metrics")).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in (
+        "outpaint_jobs",
+        "outpaint_webhooks_received",
+        "outpaint_polls",
+        "outpaint_submits",
+        "outpaint_provider_request_seconds",
+        "outpaint_provider_errors",
+        "outpaint_callback_deliveries",
+        "outpaint_callbacks_undelivered",
+        "outpaint_sweeper_lag_seconds",
+        "outpaint_provider_results",
+        "outpaint_webhook_lateness_seconds",
+        "outpaint_unknown_replies",
+        "outpaint_transitions",
+        "outpaint_provider_inflight",
+    ):
+        assert name in families, name
+    jobs = {s.labels["status"]: s.value for s in families["outpaint_jobs"].samples}
+    assert jobs == {
+        "queued": 3,
+        "processing": 2,
+        "succeeded": 4,
+        "failed": 2,
+        "timed_out": 0,
+        "canceled": 1,
+    }
+    [lag] = families["outpaint_sweeper_lag_seconds"].samples
+    assert lag.value >= 0
+    [inflight] = families["outpaint_provider_inflight"].samples
+    assert inflight.value == 2

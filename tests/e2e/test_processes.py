@@ -200,3 +200,67 @@ def test_keys_rotate_secret_and_set_callback(db_url: str) -> None:
     assert rotated.stdout.strip() != first_secret and "old secret keeps signing" in rotated.stderr
     assert run_cli(db_url, "keys", "rotate-secret", "nobody").returncode == 1
     assert run_cli(db_url, "keys", "set-callback", "team-c").stdout.strip().endswith("none")
+
+
+def test_json_logs_parse_line_by_line_and_carry_request_and_job_ids(db_url: str) -> None:
+    import json
+
+    created = run_cli(
+        db_url, "keys", "create", "--name", "logs", "--scopes", "jobs:write,jobs:read"
+    )
+    key = created.stdout.split()[-1]
+    port = free_port()
+    env = cli_env(
+        db_url,
+        PORT=str(port),
+        LOG_FORMAT="json",
+        SIM_ETA_SECONDS="0.2",
+        SWEEP_INTERVAL_SECONDS="0.2",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}", "X-Request-ID": "req-from-client-42"}
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        r = httpx.post(
+            f"{base}/v1/jobs",
+            headers=headers,
+            json={"image": "https://example.invalid/a.png"},
+            timeout=5,
+        )
+        assert r.headers["x-request-id"] == "req-from-client-42"
+        job = r.json()
+        for _ in range(200):
+            if (
+                httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=5).json()[
+                    "status"
+                ]
+                == "succeeded"
+            ):
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line parses
+    assert lines and all({"ts", "level", "logger", "message"} <= set(e) for e in lines)
+    created_line = [e for e in lines if e["message"].startswith("job created")]
+    assert created_line and created_line[0]["request_id"] == "req-from-client-42"
+    assert created_line[0]["job_id"] == job["id"] and created_line[0]["track_id"] == job["track_id"]
+    assert any(e["logger"] == "uvicorn.access" and e.get("request_id") for e in lines)
+    assert any(e["logger"] == "service.submitter" and e.get("job_id") == job["id"] for e in lines)
+    assert any(
+        e["logger"] == "service.webhooks" and e.get("track_id") == job["track_id"] for e in lines
+    )
+    assert key not in err
