@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
 from service import logs
-from service.api import health, jobs, metrics, openapi, stats, webhooks
+from service.api import dashboard, docs, health, jobs, metrics, openapi, stats, webhooks
 from service.api.context import ApiContext
 from service.api.middleware import RequestId
 from service.api.problems import EXCEPTION_HANDLERS
@@ -89,7 +89,14 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
 
     routes: list[BaseRoute] = [*health.routes, *metrics.routes]
     if api:
-        routes += [*jobs.routes, *stats.routes, *webhooks.routes, *openapi.routes]
+        routes += [
+            *jobs.routes,
+            *stats.routes,
+            *webhooks.routes,
+            *openapi.routes,
+            *docs.routes,
+            *dashboard.routes,
+        ]
     if simulator is not None:
         routes.append(Mount(SIMULATOR_MOUNT, app=simulator.app))
     app = Starlette(

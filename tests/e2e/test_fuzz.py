@@ -106,4 +106,7 @@ def test_the_document_lists_every_route(server: dict[str, Any]) -> None:
         "/healthz",
         "/readyz",
         "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/dashboard",
     }

@@ -1,0 +1,27 @@
+"""`GET /dashboard`: the self-contained ops page (no build step, no external script). The
+page itself is public; everything it shows comes from the API with an ops key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+PAGE = (Path(__file__).parent / "dashboard.html").read_text()
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+async def dashboard(_request: Request) -> Response:
+    return HTMLResponse(PAGE, headers=HEADERS)
+
+
+routes = [Route("/dashboard", dashboard, methods=["GET"])]
