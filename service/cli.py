@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -13,6 +14,7 @@ from service.api.auth import ADMIN, SCOPES
 from service.app import create_app, simulator_config
 from service.clock import utcnow
 from service.domain.retention import parse_age, prune_cutoff
+from service.domain.states import JobStatus
 from service.provider.simulator import Simulator
 from service.settings import Settings, load_settings
 from service.store.engine import make_engine
@@ -202,6 +204,29 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from service import human
+
+    settings = _settings(args)
+    if args.jobs_command == "list":
+        return human.jobs_list(settings, args.status, args.limit)
+    if args.jobs_command == "show":
+        return human.jobs_show(settings, args.job)
+    return human.jobs_watch(settings, args.job, args.interval)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from service import human
+
+    settings = _settings(args)
+    body: dict[str, object] = {"image": args.image, "prompt": args.prompt}
+    for name in ("negative_prompt", "width", "height", "seed", "callback_url"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    api_url = args.api_url or os.environ.get("OUTPAINT_API_URL") or settings.base_url
+    return human.submit(api_url, args.key, body, args.wait, args.interval, args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpaint-jobs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +254,33 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--older-than", required=True, help="an age: 30d, 12h, 2w")
     prune.add_argument("--batch-size", type=int, default=1000)
     prune.set_defaults(func=cmd_prune)
+
+    jobs = sub.add_parser("jobs", help="look at jobs (reads DATABASE_URL)")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    listing = jobs_sub.add_parser("list", help="newest first")
+    listing.add_argument("--status", choices=[s.value for s in JobStatus])
+    listing.add_argument("--limit", type=int, default=20)
+    show = jobs_sub.add_parser("show", help="a job and its events")
+    show.add_argument("job", metavar="JOB_ID", help="public id or track id")
+    watch = jobs_sub.add_parser("watch", help="live progress until the job ends")
+    watch.add_argument("job", metavar="JOB_ID", help="public id or track id")
+    watch.add_argument("--interval", type=float, default=0.5)
+    jobs.set_defaults(func=cmd_jobs)
+
+    submit = sub.add_parser("submit", help="create a job through the API (a quick manual test)")
+    submit.add_argument("--image", required=True, help="image URL or base64")
+    submit.add_argument("--prompt", default="high quality")
+    submit.add_argument("--negative-prompt", dest="negative_prompt")
+    submit.add_argument("--width", type=int)
+    submit.add_argument("--height", type=int)
+    submit.add_argument("--seed", type=int)
+    submit.add_argument("--callback-url", dest="callback_url")
+    submit.add_argument("--api-url", help="default: OUTPAINT_API_URL, else http://HOST:PORT")
+    submit.add_argument("--key", help="default: OUTPAINT_API_KEY")
+    submit.add_argument("--wait", action="store_true", help="show progress until the job ends")
+    submit.add_argument("--interval", type=float, default=0.5)
+    submit.add_argument("--timeout", type=float, default=3600)
+    submit.set_defaults(func=cmd_submit)
 
     keys = sub.add_parser("keys", help="API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -264,3 +264,68 @@ def test_json_logs_parse_line_by_line_and_carry_request_and_job_ids(db_url: str)
         e["logger"] == "service.webhooks" and e.get("track_id") == job["track_id"] for e in lines
     )
     assert key not in err
+
+
+def test_submit_wait_then_jobs_list_show_watch(db_url: str) -> None:
+    created = run_cli(
+        db_url, "keys", "create", "--name", "human", "--scopes", "jobs:write,jobs:read"
+    )
+    key = created.stdout.split()[-1]
+    port = free_port()
+    env = cli_env(db_url, PORT=str(port), SIM_ETA_SECONDS="0.3", SWEEP_INTERVAL_SECONDS="0.2")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        submitted = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "service",
+                "submit",
+                "--image",
+                "https://example.invalid/a.png",
+                "--prompt",
+                "a lake",
+                "--width",
+                "256",
+                "--height",
+                "192",
+                "--wait",
+                "--interval",
+                "0.1",
+                "--api-url",
+                f"http://127.0.0.1:{port}",
+                "--key",
+                key,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        lines = submitted.stdout.strip().splitlines()
+        assert "queued" in lines[0] or "processing" in lines[0]
+        assert "succeeded" in lines[-1] and ".png" in lines[-1]
+        job_id = lines[-1].split()[0]
+        listed = run_cli(db_url, "jobs", "list", "--status", "succeeded")
+        assert job_id in listed.stdout and listed.stdout.startswith("ID")
+        shown = run_cli(db_url, "jobs", "show", job_id)
+        assert '"status": "succeeded"' in shown.stdout and "processing → succeeded" in shown.stdout
+        watched = run_cli(db_url, "jobs", "watch", job_id)
+        assert watched.returncode == 0 and "succeeded" in watched.stdout
+        assert run_cli(db_url, "jobs", "show", "job_nope").returncode == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=20)

@@ -1,0 +1,195 @@
+"""`outpaint-jobs jobs list|show|watch` and `outpaint-jobs submit`: the CLI for humans.
+
+`jobs …` read the database (DATABASE_URL); `submit` goes through the REST API like any
+client (OUTPAINT_API_URL, OUTPAINT_API_KEY), so validation, limits and wake-ups apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from typing import Any, TextIO
+
+import httpx
+
+from service.clock import utcnow
+from service.domain.jobs import Job
+from service.domain.states import JobStatus, is_terminal
+from service.domain.views import event_json, job_json
+from service.settings import Settings
+from service.store.engine import make_engine
+from service.store.manager import Store
+
+
+def _seconds(delta: float) -> str:
+    delta = int(round(delta))
+    sign = "-" if delta < 0 else ""
+    delta = abs(delta)
+    return f"{sign}{delta // 60}m{delta % 60:02d}s" if delta >= 60 else f"{sign}{delta}s"
+
+
+def progress_line(job: dict[str, Any], now: datetime) -> str:
+    """One line of `jobs watch` / `submit --wait`: state, eta countdown, polls, webhooks."""
+    parts = [f"{job['id']}  {job['status']:<10}"]
+    if job["status"] in ("queued", "processing"):
+        if job.get("eta_at"):
+            left = (
+                datetime.fromisoformat(job["eta_at"].replace("Z", "+00:00")) - now
+            ).total_seconds()
+            parts.append(f"eta {_seconds(left)}" if left >= 0 else f"overdue {_seconds(-left)}")
+        else:
+            parts.append("eta –")
+    parts.append(f"polls {job['polls']}  webhooks {job['webhooks']}")
+    if job.get("error"):
+        parts.append(f"{job['error']['code']}: {job['error']['message']}")
+    if job["status"] == "succeeded":
+        parts.append(" ".join(job["output"]))
+    return "  ".join(parts)
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out
+        )
+
+
+async def _with_store(settings: Settings) -> Store:
+    return Store(make_engine(settings.database_url))
+
+
+async def _find(store: Store, ident: str) -> Job | None:
+    if ident.isdigit():
+        return await store.get_job_by_id(int(ident))
+    return await store.get_job(ident)
+
+
+def jobs_list(settings: Settings, status: str | None, limit: int, out: TextIO = sys.stdout) -> int:
+    async def run() -> list[Job]:
+        store = await _with_store(settings)
+        try:
+            return await store.list_jobs(None, JobStatus(status) if status else None, None, limit)
+        finally:
+            await store.close()
+
+    jobs = asyncio.run(run())
+    rows = [["ID", "TRACK", "STATUS", "CREATED", "POLLS", "HOOKS", "ERROR"]]
+    for job in jobs:
+        rows.append(
+            [
+                job.public_id,
+                str(job.id),
+                job.status.value,
+                f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+                str(job.polls),
+                str(job.webhooks),
+                job.error_code or "",
+            ]
+        )
+    _table(rows, out)
+    return 0
+
+
+def jobs_show(settings: Settings, ident: str, out: TextIO = sys.stdout) -> int:
+    async def run() -> tuple[Job | None, list[dict[str, Any]]]:
+        store = await _with_store(settings)
+        try:
+            job = await _find(store, ident)
+            events = [event_json(e) for e in await store.list_events(job.id)] if job else []
+            return job, events
+        finally:
+            await store.close()
+
+    job, events = asyncio.run(run())
+    if job is None:
+        print(f"outpaint-jobs: no job {ident}", file=sys.stderr)
+        return 1
+    print(json.dumps(job_json(job), indent=2), file=out)
+    rows = [["AT", "KIND", "SOURCE", "MOVE", "DETAIL"]]
+    for e in events:
+        move = f"{e['from_status'] or '·'} → {e['to_status'] or '·'}" if e["to_status"] else ""
+        rows.append([e["at"], e["kind"], e["source"], move, json.dumps(e["detail"])[:80]])
+    _table(rows, out)
+    return 0
+
+
+def _draw(line: str, out: TextIO, last: str) -> str:
+    if line == last:
+        return last
+    if out.isatty():
+        print("\r\033[K" + line, end="", file=out, flush=True)
+    else:
+        print(line, file=out, flush=True)
+    return line
+
+
+def jobs_watch(settings: Settings, ident: str, interval: float, out: TextIO = sys.stdout) -> int:
+    """Redraw the job's progress until it ends; exit 0 if it succeeded, 1 otherwise."""
+
+    async def run() -> int:
+        store = await _with_store(settings)
+        last = ""
+        try:
+            while True:
+                job = await _find(store, ident)
+                if job is None:
+                    print(f"outpaint-jobs: no job {ident}", file=sys.stderr)
+                    return 1
+                last = _draw(progress_line(job_json(job), utcnow()), out, last)
+                if is_terminal(job.status):
+                    if out.isatty():
+                        print(file=out)
+                    return 0 if job.status is JobStatus.SUCCEEDED else 1
+                await asyncio.sleep(interval)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except KeyboardInterrupt:
+        return 130
+
+
+def submit(
+    api_url: str,
+    key: str | None,
+    body: dict[str, Any],
+    wait: bool,
+    interval: float,
+    timeout: float,
+    out: TextIO = sys.stdout,
+) -> int:
+    key = key or os.environ.get("OUTPAINT_API_KEY")
+    if not key:
+        print("outpaint-jobs: pass --key or set OUTPAINT_API_KEY", file=sys.stderr)
+        return 2
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=30) as client:
+        response = client.post("/v1/jobs", json=body)
+        if response.status_code not in (200, 202):
+            print(f"outpaint-jobs: {response.status_code} {response.text}", file=sys.stderr)
+            return 1
+        job = response.json()
+        if not wait:
+            print(json.dumps(job, indent=2), file=out)
+            return 0
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            last = _draw(progress_line(job, utcnow()), out, last)
+            if job["status"] not in ("queued", "processing"):
+                if out.isatty():
+                    print(file=out)
+                return 0 if job["status"] == "succeeded" else 1
+            if time.monotonic() > deadline:
+                print(
+                    f"\noutpaint-jobs: still {job['status']} after {timeout:g} s", file=sys.stderr
+                )
+                return 1
+            time.sleep(interval)
+            job = client.get(f"/v1/jobs/{job['id']}").json()
