@@ -107,3 +107,13 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
     )
     app.state.simulator = simulator
     return app
+
+
+def app_from_env() -> Starlette:
+    """For `uvicorn service.app:app_from_env --factory [--workers N]`: the settings from the
+    environment. With several workers, set PROMETHEUS_MULTIPROC_DIR (README, Metrics)."""
+    from service.settings import load_settings
+
+    settings = load_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(settings)

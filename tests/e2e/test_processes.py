@@ -329,3 +329,65 @@ def test_submit_wait_then_jobs_list_show_watch(db_url: str) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=20)
+
+
+def test_multi_worker_uvicorn_metrics_are_summed_not_double_counted(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Without PROMETHEUS_MULTIPROC_DIR each worker answers with its own share (seen: 4 and
+    16); with it, every scrape sees the sum."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = free_port()
+    mp = tmp_path / "prom"
+    mp.mkdir()
+    env = cli_env(db_url, PROMETHEUS_MULTIPROC_DIR=str(mp), PORT=str(port))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.app:app_from_env",
+            "--factory",
+            "--workers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        for _ in range(20):  # fresh connections: spread over both workers
+            assert (
+                httpx.post(f"{base}/webhooks/modelslab/1.forged", json={}, timeout=5).status_code
+                == 404
+            )
+        seen = set()
+        for _ in range(6):
+            text = httpx.get(f"{base}/metrics", timeout=5).text
+            [family] = [
+                f
+                for f in text_string_to_metric_families(text)
+                if f.name == "outpaint_webhooks_received"
+            ]
+            seen.add(
+                sum(
+                    s.value
+                    for s in family.samples
+                    if s.labels.get("outcome") == "unknown_token" and s.name.endswith("_total")
+                )
+            )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert seen == {20.0}
