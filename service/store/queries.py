@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from service.domain.states import JobStatus
 from service.store.tables import (
+    COUNT_SHARDS,
     api_keys,
     callback_deliveries,
     clients,
@@ -334,18 +335,10 @@ def lock_client(client_id: int) -> TextClause:
 
 
 def count_unfinished_of_client(client_id: int) -> Select[Any]:
-    return (
-        select(func.count())
-        .select_from(jobs)
-        .where(
-            jobs.c.client_id == client_id,
-            jobs.c.status.in_(
-                [
-                    bindparam(f"unfinished_{s}", s, literal_execute=True)
-                    for s in ("queued", "processing")
-                ]
-            ),
-        )
+    """From the sharded counters, not the jobs: O(shards), however many jobs are open."""
+    return select(func.coalesce(func.sum(status_counts.c.n), 0)).where(
+        status_counts.c.client_id == client_id,
+        status_counts.c.status.in_(["queued", "processing"]),
     )
 
 
@@ -525,14 +518,22 @@ def count_deliveries_by_status(client_id: int | None = None) -> CompoundSelect[A
 # --- counts and stats ----------------------------------------------------------------------
 
 
-def bump_status_count(dialect: str, client_id: int, status: str, delta: int) -> Insert:
+def bump_status_counts(
+    dialect: str, client_id: int, shard: int, deltas: Mapping[str, int]
+) -> Insert:
+    """Add each delta to (client, status, shard), in one statement."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = make(status_counts).values(client_id=client_id, status=status, n=delta)
+    stmt = make(status_counts).values(
+        [
+            {"client_id": client_id, "status": status, "shard": shard, "n": delta}
+            for status, delta in sorted(deltas.items())  # one lock order for every writer
+        ]
+    )
     return stmt.on_conflict_do_update(
-        index_elements=[status_counts.c.client_id, status_counts.c.status],
-        set_={"n": status_counts.c.n + delta},
+        index_elements=[status_counts.c.client_id, status_counts.c.status, status_counts.c.shard],
+        set_={"n": status_counts.c.n + stmt.excluded.n},
     )
 
 
@@ -593,3 +594,99 @@ def completion_times(since: datetime, client_id: int | None, limit: int) -> Sele
         .limit(limit)
     )
     return _for_client(stmt, client_id)
+
+
+# --- the webhook hot path (PostgreSQL) -----------------------------------------------------
+
+WEBHOOK_FINISH_PG = text(
+    """
+WITH cur AS (
+    SELECT id, client_id, status AS old_status FROM jobs WHERE id = :id FOR UPDATE
+), upd AS (
+    UPDATE jobs SET
+        webhooks = jobs.webhooks + 1,
+        updated_at = CAST(:now AS timestamptz),
+        version = jobs.version + CASE WHEN cur.old_status = 'processing' THEN 2 ELSE 1 END,
+        status = CASE WHEN cur.old_status = 'processing' THEN CAST(:to AS varchar)
+                      ELSE jobs.status END,
+        output = CASE WHEN cur.old_status = 'processing' AND :to = 'succeeded'
+                      THEN CAST(:output AS jsonb) ELSE jobs.output END,
+        error_code = CASE WHEN cur.old_status = 'processing' AND :to = 'failed'
+                          THEN CAST(:error_code AS varchar) ELSE jobs.error_code END,
+        error_message = CASE WHEN cur.old_status = 'processing' AND :to = 'failed'
+                             THEN CAST(:error_message AS text) ELSE jobs.error_message END,
+        provider_status = CASE WHEN cur.old_status = 'processing'
+                               THEN CAST(:provider_status AS varchar) ELSE jobs.provider_status END,
+        provider_id = CASE WHEN cur.old_status = 'processing'
+                           THEN COALESCE(jobs.provider_id, CAST(:provider_id AS varchar))
+                           ELSE jobs.provider_id END,
+        completed_at = CASE WHEN cur.old_status = 'processing' THEN CAST(:now AS timestamptz)
+                            ELSE jobs.completed_at END,
+        next_poll_at = CASE WHEN cur.old_status = 'processing' THEN NULL ELSE jobs.next_poll_at END,
+        lease_owner = CASE WHEN cur.old_status = 'processing' THEN NULL ELSE jobs.lease_owner END,
+        lease_expires_at = CASE WHEN cur.old_status = 'processing' THEN NULL
+                                ELSE jobs.lease_expires_at END,
+        callback_status = CASE WHEN cur.old_status = 'processing' AND jobs.callback_url IS NOT NULL
+                               THEN 'pending' ELSE jobs.callback_status END
+    FROM cur
+    WHERE jobs.id = cur.id AND cur.old_status <> 'queued'
+    RETURNING jobs.*, cur.old_status AS old_status
+), events AS (
+    INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
+    SELECT upd.id, CAST(:now AS timestamptz), e.kind, e.source, e.from_status, e.to_status, e.detail
+    FROM upd CROSS JOIN LATERAL (VALUES
+        (1, 'webhook', 'provider', NULL::varchar, NULL::varchar, CAST(:detail AS jsonb)),
+        (2,
+         CASE WHEN upd.old_status = 'processing' THEN 'transition' ELSE 'ignored' END,
+         'webhook',
+         CASE WHEN upd.old_status = 'processing' THEN 'processing' END,
+         CASE WHEN upd.old_status = 'processing' THEN CAST(:to AS varchar) END,
+         CASE WHEN upd.old_status = 'processing' THEN '{}'::jsonb
+              ELSE jsonb_build_object('expected', upd.old_status, 'found', upd.old_status,
+                                      'wanted', CAST(:to AS varchar)) END)
+    ) AS e(ord, kind, source, from_status, to_status, detail)
+    ORDER BY e.ord
+), counts AS (
+    INSERT INTO status_counts (client_id, status, shard, n)
+    SELECT upd.client_id, d.status, :shard, d.n
+    FROM upd CROSS JOIN (VALUES ('processing', -1), (CAST(:to AS varchar), 1)) AS d(status, n)
+    WHERE upd.old_status = 'processing'
+    ON CONFLICT (client_id, status, shard) DO UPDATE SET n = status_counts.n + EXCLUDED.n
+)
+SELECT cur.old_status AS found_status, upd.* FROM cur LEFT JOIN upd ON true
+"""
+).columns(**{c.name: c.type for c in jobs.c})  # typed by name: JSON, UTC datetimes
+"""A finishing webhook in one round trip: count it, store its raw body, move a processing
+job to the terminal state (or record why not), and keep the counters, in one statement.
+Returns the found status; a queued job is left untouched for the general path."""
+
+
+# --- the job creation hot path (PostgreSQL) ------------------------------------------------
+
+CREATE_JOB_PG = text(
+    f"""
+WITH open AS (
+    SELECT COALESCE(sum(n), 0) AS n FROM status_counts
+    WHERE client_id = :client_id AND status IN ('queued', 'processing')
+), j AS (
+    INSERT INTO jobs (public_id, client_id, status, request, idempotency_key, request_hash,
+                      output, created_at, updated_at, next_poll_at, callback_url, metadata)
+    SELECT :public_id, :client_id, 'queued', CAST(:request AS jsonb), :idempotency_key,
+           :request_hash, '[]'::jsonb, CAST(:now AS timestamptz), CAST(:now AS timestamptz),
+           CAST(:now AS timestamptz), :callback_url, CAST(:metadata AS jsonb)
+    FROM open WHERE open.n < :max_unfinished
+    RETURNING *
+), created AS (
+    INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
+    SELECT id, CAST(:now AS timestamptz), 'created', 'api', NULL, 'queued', '{{}}'::jsonb FROM j
+), counted AS (
+    INSERT INTO status_counts (client_id, status, shard, n)
+    SELECT :client_id, 'queued', j.id % {COUNT_SHARDS}, 1 FROM j
+    ON CONFLICT (client_id, status, shard) DO UPDATE SET n = status_counts.n + 1
+)
+SELECT j.*, pg_notify('outpaint_jobs', '') AS notified FROM j
+"""
+).columns(**{c.name: c.type for c in jobs.c})
+"""Create a job in one statement, after the client's advisory lock: check the unfinished
+cap against the counters, insert the job, its `created` event and its count, and NOTIFY the
+submitters. No row back means the cap was reached."""

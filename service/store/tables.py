@@ -185,12 +185,16 @@ callback_deliveries = Table(
 )
 
 # Jobs per client and state, kept exact by every insert, transition and prune (in their own
-# transactions), so counts by state never scan history.
+# transactions), so counts by state never scan history. Each change lands on one of
+# COUNT_SHARDS rows (by job id), so concurrent transitions of one client do not queue on
+# one hot row; readers sum the shards.
+COUNT_SHARDS = 16
 status_counts = Table(
     "status_counts",
     metadata,
     Column("client_id", BigId, ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
     Column("status", String(20), primary_key=True),
+    Column("shard", Integer, primary_key=True),
     Column("n", BigInteger, nullable=False),
 )
 
