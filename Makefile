@@ -22,10 +22,10 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 # Benchmarks print figures beside a baseline measured in the same run; nothing asserts a time.
-BENCH_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+# Needs the local PostgreSQL and wrk (Debian's package: apt-get install wrk).
 bench: $(STAMP)
-	$(BIN)/python -m bench.claim_latency --database-url $(BENCH_DATABASE_URL)
-	$(BIN)/python -m bench.claim_latency --database-url sqlite+aiosqlite:///bench.db
+	command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m bench.run_all
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests migrations

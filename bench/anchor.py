@@ -33,7 +33,9 @@ def build(database_url: str) -> Starlette:
             conn = await aiosqlite.connect(database_url.split("///", 1)[1])
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")
-            await conn.execute("CREATE TABLE IF NOT EXISTS anchor (id INTEGER PRIMARY KEY, n INTEGER, body TEXT)")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS anchor (id INTEGER PRIMARY KEY, n INTEGER, body TEXT)"
+            )
             await conn.execute(
                 "INSERT OR IGNORE INTO anchor (id, n, body) WITH RECURSIVE g(x) AS "
                 f"(SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < {ROWS}) SELECT x, 0, '' FROM g"
@@ -41,7 +43,9 @@ def build(database_url: str) -> Starlette:
             await conn.commit()
 
             async def update(row: int, body: str) -> None:
-                await conn.execute("UPDATE anchor SET n = n + 1, body = ? WHERE id = ?", (body, row))
+                await conn.execute(
+                    "UPDATE anchor SET n = n + 1, body = ? WHERE id = ?", (body, row)
+                )
                 await conn.commit()
 
             state["update"] = update
@@ -52,7 +56,9 @@ def build(database_url: str) -> Starlette:
 
         pool = await asyncpg.create_pool(database_url, min_size=10, max_size=10)
         async with pool.acquire() as conn:
-            await conn.execute("CREATE TABLE IF NOT EXISTS anchor (id int PRIMARY KEY, n int, body text)")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS anchor (id int PRIMARY KEY, n int, body text)"
+            )
             await conn.execute(
                 f"INSERT INTO anchor SELECT g, 0, '' FROM generate_series(1, {ROWS}) g ON CONFLICT DO NOTHING"
             )

@@ -61,7 +61,9 @@ async def measure(engine: AsyncEngine) -> dict[str, tuple[float, float]]:
     lease = NOW + timedelta(seconds=60)
     return {
         "select 1 (baseline)": ms(await timed(engine, text("SELECT 1"), rollback=True)),
-        "claim queued x16": ms(await timed(engine, q.claim_due(JobStatus.QUEUED, NOW, "b", lease, 16), True)),
+        "claim queued x16": ms(
+            await timed(engine, q.claim_due(JobStatus.QUEUED, NOW, "b", lease, 16), True)
+        ),
         "claim processing x16": ms(
             await timed(engine, q.claim_due(JobStatus.PROCESSING, NOW, "b", lease, 16), True)
         ),
@@ -82,8 +84,12 @@ async def run(url: str, sizes: list[int]) -> None:
     await asyncio.to_thread(upgrade, url)
     engine = make_engine(url)
     async with engine.begin() as conn:
-        await conn.execute(text("INSERT INTO clients (name, callback_secret, created_at) VALUES ('bench', 's', :t)"),
-                           {"t": NOW if engine.dialect.name == "postgresql" else NOW.replace(tzinfo=None)})
+        await conn.execute(
+            text(
+                "INSERT INTO clients (name, callback_secret, created_at) VALUES ('bench', 's', :t)"
+            ),
+            {"t": NOW if engine.dialect.name == "postgresql" else NOW.replace(tzinfo=None)},
+        )
         await seed_jobs(conn, 1, BACKLOG, "queued", NOW - timedelta(seconds=30), "q")
         await seed_jobs(conn, 1, BACKLOG, "processing", NOW - timedelta(seconds=30), "p")
     results: dict[int, dict[str, tuple[float, float]]] = {}
@@ -92,7 +98,9 @@ async def run(url: str, sizes: list[int]) -> None:
         started = time.perf_counter()
         await grow(engine, have, size)
         have = size
-        print(f"seeded {size:>9,} finished jobs in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"seeded {size:>9,} finished jobs in {time.perf_counter() - started:.1f} s", flush=True
+        )
         results[size] = await measure(engine)
     await engine.dispose()
     print(f"\n{engine.dialect.name}: median / p95 latency in ms over {SAMPLES} samples")
@@ -104,8 +112,12 @@ async def run(url: str, sizes: list[int]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
     parser.add_argument("--sizes", default="10000,1000000")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -61,7 +61,9 @@ async def prepare(url: str) -> str:
 
             await seed_jobs(conn, 1, JOBS, "processing", _now() - timedelta(seconds=1), "b")
             await conn.execute(
-                text("INSERT INTO status_counts (client_id, status, shard, n) VALUES (1, 'processing', 0, :n)"),
+                text(
+                    "INSERT INTO status_counts (client_id, status, shard, n) VALUES (1, 'processing', 0, :n)"
+                ),
                 {"n": JOBS},
             )
         return key
@@ -78,8 +80,8 @@ def _now():  # type: ignore[no-untyped-def]
 def lua_scripts(workdir: Path, key: str) -> dict[str, Path]:
     paths = ",\n".join(f'"/webhooks/modelslab/{make_token(SECRET, i)}"' for i in range(1, JOBS + 1))
     hook_body = (
-        "'{\"status\":\"success\",\"id\":' .. i .. ',\"output\":[\"https://cdn.example/' .. i .. "
-        "'.png\"],\"generationTime\":2.1,\"track_id\":' .. i .. '}'"
+        '\'{"status":"success","id":\' .. i .. \',"output":["https://cdn.example/\' .. i .. '
+        '\'.png"],"generationTime":2.1,"track_id":\' .. i .. \'}\''
     )
     common = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
     seed = "local counter = 0\nsetup = function(thread) thread:set('tid', counter); counter = counter + 1 end\n"
@@ -106,7 +108,9 @@ def lua_scripts(workdir: Path, key: str) -> dict[str, Path]:
 def wrk(url: str, script: Path, seconds: int) -> dict[str, Any]:
     done = subprocess.run(
         ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     out = done.stdout
 
@@ -129,7 +133,9 @@ def wrk(url: str, script: Path, seconds: int) -> dict[str, Any]:
 
 
 def start(args: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
     for _ in range(300):
         try:
             httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
@@ -150,7 +156,11 @@ async def count_status(url: str, status: str) -> int:
     try:
         async with store.engine.connect() as conn:
             return int(
-                (await conn.execute(text("SELECT count(*) FROM jobs WHERE status = :s"), {"s": status})).scalar_one()
+                (
+                    await conn.execute(
+                        text("SELECT count(*) FROM jobs WHERE status = :s"), {"s": status}
+                    )
+                ).scalar_one()
             )
     finally:
         await store.close()
@@ -165,20 +175,33 @@ async def end_to_end(url: str, workdir: Path, jobs: int = 300) -> dict[str, Any]
     await store.close()
     port = free_port()
     env = {
-        **os.environ, "DATABASE_URL": url, "PORT": str(port), "LOG_LEVEL": "WARNING",
-        "SIM_ETA_SECONDS": "0.2", "ETA_GRACE_SECONDS": "5", "PROVIDER_MAX_INFLIGHT": "1000",
-        "SUBMIT_CONCURRENCY": "32", "CLIENT_JOBS_PER_MINUTE": "1000000", "WEBHOOK_SECRET": SECRET,
+        **os.environ,
+        "DATABASE_URL": url,
+        "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        "SIM_ETA_SECONDS": "0.2",
+        "ETA_GRACE_SECONDS": "5",
+        "PROVIDER_MAX_INFLIGHT": "1000",
+        "SUBMIT_CONCURRENCY": "32",
+        "CLIENT_JOBS_PER_MINUTE": "1000000",
+        "WEBHOOK_SECRET": SECRET,
     }
     env.pop("MODELSLAB_API_KEY", None)
     proc = start(["service", "serve"], env, port, workdir / "e2e.log")
     try:
         started = time.perf_counter()
         sem = asyncio.Semaphore(CONNECTIONS)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                     headers={"Authorization": f"Bearer {key}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client:
+
             async def one() -> None:
                 async with sem:
-                    r = await client.post("/v1/jobs", json={"image": "https://example.invalid/a.png"})
+                    r = await client.post(
+                        "/v1/jobs", json={"image": "https://example.invalid/a.png"}
+                    )
                     assert r.status_code == 202, r.text
 
             await asyncio.gather(*[one() for _ in range(jobs)])
@@ -191,8 +214,12 @@ async def end_to_end(url: str, workdir: Path, jobs: int = 300) -> dict[str, Any]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    return {"jobs": jobs, "seconds": round(elapsed, 2), "jobs_per_second": round(jobs / elapsed, 1),
-            "peak_rss_mb": round(rss, 1)}
+    return {
+        "jobs": jobs,
+        "seconds": round(elapsed, 2),
+        "jobs_per_second": round(jobs / elapsed, 1),
+        "peak_rss_mb": round(rss, 1),
+    }
 
 
 def database(backend: str, workdir: Path, name: str) -> tuple[str, str]:
@@ -201,21 +228,57 @@ def database(backend: str, workdir: Path, name: str) -> tuple[str, str]:
         path = workdir / f"{name}.db"
         return f"sqlite+aiosqlite:///{path}", f"sqlite:///{workdir / (name + '-anchor.db')}"
     db = f"bench_{name}_{uuid.uuid4().hex[:6]}"
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f'CREATE DATABASE "{db}"'], check=True)
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-qc",
+            f'CREATE DATABASE "{db}"',
+        ],
+        check=True,
+    )
     base = make_url(PG_ADMIN).set(database=db)
-    return (base.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
-            base.render_as_string(hide_password=False))
+    return (
+        base.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
+        base.render_as_string(hide_password=False),
+    )
 
 
 def drop_databases() -> None:
     listed = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atc",
-         "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'"],
-        capture_output=True, text=True,
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-Atc",
+            "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'",
+        ],
+        capture_output=True,
+        text=True,
     ).stdout.split()
     for db in listed:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
-                        f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'])
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-qc",
+                f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)',
+            ]
+        )
 
 
 def main() -> None:
@@ -231,20 +294,41 @@ def main() -> None:
         scripts = lua_scripts(workdir, key)
         port, anchor_port = free_port(), free_port()
         env = {
-            **os.environ, "DATABASE_URL": url, "PORT": str(port), "WEBHOOK_SECRET": SECRET,
-            "MODELSLAB_API_KEY": "bench-not-used", "LOG_LEVEL": "WARNING",
-            "CLIENT_JOBS_PER_MINUTE": "100000000", "CLIENT_MAX_UNFINISHED": "100000000",
+            **os.environ,
+            "DATABASE_URL": url,
+            "PORT": str(port),
+            "WEBHOOK_SECRET": SECRET,
+            "MODELSLAB_API_KEY": "bench-not-used",
+            "LOG_LEVEL": "WARNING",
+            "CLIENT_JOBS_PER_MINUTE": "100000000",
+            "CLIENT_MAX_UNFINISHED": "100000000",
         }
         service = start(["service", "serve", "--no-workers"], env, port, workdir / "service.log")
-        anchor = start(["bench.anchor", "--database-url", anchor_url, "--port", str(anchor_port)],
-                       dict(os.environ), anchor_port, workdir / "anchor.log")
+        anchor = start(
+            ["bench.anchor", "--database-url", anchor_url, "--port", str(anchor_port)],
+            dict(os.environ),
+            anchor_port,
+            workdir / "anchor.log",
+        )
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in scripts}
         try:
             for _ in range(args.rounds):
                 for kind in ("webhook", "create"):
-                    runs[f"anchor_{kind}"].append(wrk(f"http://127.0.0.1:{anchor_port}", scripts[f"anchor_{kind}"], args.seconds))
+                    runs[f"anchor_{kind}"].append(
+                        wrk(
+                            f"http://127.0.0.1:{anchor_port}",
+                            scripts[f"anchor_{kind}"],
+                            args.seconds,
+                        )
+                    )
                     path = "/v1/jobs" if kind == "create" else ""
-                    runs[f"service_{kind}"].append(wrk(f"http://127.0.0.1:{port}{path}", scripts[f"service_{kind}"], args.seconds))
+                    runs[f"service_{kind}"].append(
+                        wrk(
+                            f"http://127.0.0.1:{port}{path}",
+                            scripts[f"service_{kind}"],
+                            args.seconds,
+                        )
+                    )
             rss = peak_rss_mb(service.pid)
         finally:
             for proc in (service, anchor):
@@ -258,11 +342,16 @@ def main() -> None:
             "seconds_per_run": args.seconds,
             "rounds": args.rounds,
             "connections": CONNECTIONS,
-            "runs": {k: {"rps": statistics.median(r["rps"] for r in v),
-                         "p50_ms": statistics.median(r["p50_ms"] for r in v),
-                         "p99_ms": max(r["p99_ms"] for r in v),
-                         "non_2xx": sum(r["non_2xx"] for r in v),
-                         "all": v} for k, v in runs.items()},
+            "runs": {
+                k: {
+                    "rps": statistics.median(r["rps"] for r in v),
+                    "p50_ms": statistics.median(r["p50_ms"] for r in v),
+                    "p99_ms": max(r["p99_ms"] for r in v),
+                    "non_2xx": sum(r["non_2xx"] for r in v),
+                    "all": v,
+                }
+                for k, v in runs.items()
+            },
             "webhook_first_deliveries": first,
             "webhook_requests": int(sum(r["rps"] for r in runs["service_webhook"]) * args.seconds),
             "service_peak_rss_mb": round(rss, 1),
@@ -270,10 +359,14 @@ def main() -> None:
         }
         for kind in ("webhook", "create"):
             s, a = summary["runs"][f"service_{kind}"], summary["runs"][f"anchor_{kind}"]
-            print(f"{args.backend} {kind:<8} service {s['rps']:>8.0f} req/s p99 {s['p99_ms']:6.1f} ms   "
-                  f"anchor {a['rps']:>8.0f} req/s p99 {a['p99_ms']:6.1f} ms   ratio {s['rps'] / a['rps']:.2f}")
-        print(f"{args.backend} end-to-end {e2e['jobs_per_second']} jobs/s; peak RSS {rss:.0f} MB (ingest), "
-              f"{e2e['peak_rss_mb']} MB (end to end)")
+            print(
+                f"{args.backend} {kind:<8} service {s['rps']:>8.0f} req/s p99 {s['p99_ms']:6.1f} ms   "
+                f"anchor {a['rps']:>8.0f} req/s p99 {a['p99_ms']:6.1f} ms   ratio {s['rps'] / a['rps']:.2f}"
+            )
+        print(
+            f"{args.backend} end-to-end {e2e['jobs_per_second']} jobs/s; peak RSS {rss:.0f} MB (ingest), "
+            f"{e2e['peak_rss_mb']} MB (end to end)"
+        )
         print(json.dumps(summary))
     finally:
         if args.backend == "postgresql":

@@ -66,34 +66,17 @@ async def _bootstrap_admin_key(settings: Settings) -> None:
         await store.close()
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _run_app(settings: Settings, *, api: bool, run_workers: bool) -> int:
+    """Serve one role under uvicorn, once the database is at the migrations' head."""
     import uvicorn
 
-    settings = _settings(args)
-    logs.configure(settings.log_format, settings.log_level)
     problem = asyncio.run(_check_migrated(settings))
     if problem:
         print(f"outpaint-jobs: {problem}", file=sys.stderr)
         return 2
-    asyncio.run(_bootstrap_admin_key(settings))
-    app = create_app(settings, run_workers=not args.no_workers)
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=15
-    )
-    return 0
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    """The workers alone, with /healthz, /readyz and /metrics on HOST:PORT for probes."""
-    import uvicorn
-
-    settings = _settings(args)
-    logs.configure(settings.log_format, settings.log_level)
-    problem = asyncio.run(_check_migrated(settings))
-    if problem:
-        print(f"outpaint-jobs: {problem}", file=sys.stderr)
-        return 2
-    app = create_app(settings, api=False)
+    if api:
+        asyncio.run(_bootstrap_admin_key(settings))
+    app = create_app(settings, run_workers=run_workers, api=api)
     uvicorn.run(
         app,
         host=settings.host,
@@ -102,6 +85,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(settings.stop_grace_seconds) + 5,
     )
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    logs.configure(settings.log_format, settings.log_level)
+    return _run_app(settings, api=True, run_workers=not args.no_workers)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """The workers alone, with /healthz, /readyz and /metrics on HOST:PORT for probes."""
+    settings = _settings(args)
+    logs.configure(settings.log_format, settings.log_level)
+    return _run_app(settings, api=False, run_workers=True)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -35,3 +35,18 @@ async def wait_healthy(url: str) -> None:
                 pass
             await asyncio.sleep(0.05)
     raise AssertionError(f"{url} did not come up")
+
+
+def wait_up(url: str, path: str = "/healthz", seconds: float = 30) -> None:
+    """Block until `url + path` answers 200 (for tests that drive a process synchronously)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url}{path} did not come up")

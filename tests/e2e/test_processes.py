@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.live import free_port
+from tests.processes import wait_up
 
 pytestmark = pytest.mark.e2e
 
@@ -64,15 +65,7 @@ def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("serve did not come up")
+        wait_up(base, "/healthz", seconds=20)
         headers = {}
         assert proc.stdout is not None
         line = ""
@@ -114,12 +107,7 @@ def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url
         text=True,
     )
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_up(f"{base}", "/healthz")
     finally:
         proc2.send_signal(signal.SIGTERM)
         out2, _ = proc2.communicate(timeout=20)
@@ -152,21 +140,8 @@ def test_worker_alone_and_serve_without_workers_stop_on_sigterm(db_url: str) -> 
         text=True,
     )
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        for _ in range(200):
-            try:
-                if (
-                    httpx.get(f"http://127.0.0.1:{worker_port}/readyz", timeout=1).status_code
-                    == 200
-                ):
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_up(f"http://127.0.0.1:{port}", "/healthz")
+        wait_up(f"http://127.0.0.1:{worker_port}", "/readyz")
         # The worker role serves probes and metrics, not the jobs API.
         assert httpx.get(f"http://127.0.0.1:{worker_port}/v1/jobs", timeout=1).status_code == 404
         assert httpx.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=1).status_code == 200
@@ -227,12 +202,7 @@ def test_json_logs_parse_line_by_line_and_carry_request_and_job_ids(db_url: str)
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}", "X-Request-ID": "req-from-client-42"}
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_up(f"{base}", "/healthz")
         r = httpx.post(
             f"{base}/v1/jobs",
             headers=headers,
@@ -281,12 +251,7 @@ def test_submit_wait_then_jobs_list_show_watch(db_url: str) -> None:
         text=True,
     )
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_up(f"http://127.0.0.1:{port}", "/healthz")
         submitted = subprocess.run(
             [
                 sys.executable,
@@ -361,12 +326,7 @@ def test_multi_worker_uvicorn_metrics_are_summed_not_double_counted(db_url: str,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_up(f"{base}", "/healthz")
         for _ in range(20):  # fresh connections: spread over both workers
             assert (
                 httpx.post(f"{base}/webhooks/modelslab/1.forged", json={}, timeout=5).status_code
