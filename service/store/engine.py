@@ -13,7 +13,12 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _sqlite_hooks(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per checkout on every hot path. A connection that
+    # died with the server fails one request and is then dropped by the pool (is_disconnect);
+    # recycling bounds how long an idle connection lives.
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300, pool_pre_ping=False
+    )
 
 
 def _sqlite_hooks(engine: AsyncEngine) -> None:

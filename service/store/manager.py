@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -126,7 +127,11 @@ def request_hash(request: JobRequest) -> str:
 
 
 def job_from_row(row: Row[Any]) -> Job:
-    m = row._mapping
+    return job_from_mapping(row._mapping)
+
+
+def job_from_mapping(m: Any) -> Job:
+    """From a SQLAlchemy row mapping or an asyncpg Record."""
     return Job(
         id=m["id"],
         public_id=m["public_id"],
@@ -314,21 +319,10 @@ class Store:
             "metadata": request.metadata,
         }
         try:
+            if self.engine.dialect.name == "postgresql" and max_unfinished is not None:
+                async with self.engine.connect() as conn:
+                    return await self._create_fast(conn, values, now, max_unfinished), True
             async with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql" and max_unfinished is not None:
-                    # Two round trips: the client's lock, then one statement doing the rest.
-                    await conn.execute(q.lock_client(client_id))
-                    params = {
-                        **values,
-                        "request": json.dumps(values["request"]),
-                        "metadata": json.dumps(values["metadata"]),
-                        "now": now,
-                        "max_unfinished": max_unfinished,
-                    }
-                    made = (await conn.execute(q.CREATE_JOB_PG, params)).first()
-                    if made is None:
-                        raise TooManyUnfinished(client_id)
-                    return job_from_row(made), True
                 if max_unfinished is not None:
                     if conn.dialect.name == "postgresql":
                         await conn.execute(q.lock_client(client_id))
@@ -344,7 +338,7 @@ class Store:
                 await self._count(conn, client_id, row.id, {JobStatus.QUEUED.value: 1})
                 await self._notify(conn)
             return job_from_row(row), True
-        except IntegrityError:
+        except (IntegrityError, UniqueViolationError):
             if idempotency_key is None:
                 raise
         async with self.engine.connect() as conn:
@@ -354,6 +348,32 @@ class Store:
         if found.request_hash != digest:
             raise IdempotencyConflict(idempotency_key)
         return job_from_row(found), False
+
+    async def _create_fast(
+        self, conn: AsyncConnection, values: dict[str, Any], now: datetime, max_unfinished: int
+    ) -> Job:
+        """Two prepared statements on the asyncpg connection, in one driver transaction: the
+        client's advisory lock, then `CREATE_JOB_SQL` (cap, job, event, count, NOTIFY)."""
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        async with driver.transaction():
+            await driver.execute(q.LOCK_CLIENT_DRIVER, values["client_id"])
+            record = await driver.fetchrow(
+                q.CREATE_JOB_PG_DRIVER,
+                values["client_id"],
+                values["public_id"],
+                json.dumps(values["request"]),
+                values["idempotency_key"],
+                values["request_hash"],
+                now,
+                values["callback_url"],
+                json.dumps(values["metadata"]),
+                max_unfinished,
+            )
+        if record is None:
+            raise TooManyUnfinished(values["client_id"])
+        return job_from_mapping(record)
 
     async def find_by_idempotency_key(
         self, client_id: int, key: str, now: datetime
@@ -607,18 +627,17 @@ class Store:
         On PostgreSQL a finishing webhook takes one round trip (`WEBHOOK_FINISH_PG`).
         """
         notes = list(notes)
+        if (
+            self.engine.dialect.name == "postgresql"
+            and reject_reason is None
+            and not notes
+            and to_status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        ):
+            assert to_status is not None
+            done = await self._webhook_fast(job_id, now, raw_body, to_status, values)
+            if done is not None:
+                return done
         async with self.engine.begin() as conn:
-            fast = (
-                conn.dialect.name == "postgresql"
-                and reject_reason is None
-                and not notes
-                and to_status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
-            )
-            if fast:
-                assert to_status is not None
-                done = await self._webhook_fast(conn, job_id, now, raw_body, to_status, values)
-                if done is not None:
-                    return done
             row = (
                 await conn.execute(q.update_job(job_id, {"webhooks": jobs.c.webhooks + 1}, now))
             ).first()
@@ -815,42 +834,54 @@ class Store:
 
     async def _webhook_fast(
         self,
-        conn: AsyncConnection,
         job_id: int,
         now: datetime,
         raw_body: str,
         to_status: JobStatus,
         values: dict[str, Any],
     ) -> Applied | None:
-        """None when the general path must run (a queued job: the webhook beat the submit
-        reply, and the job goes through processing first)."""
-        row = (
-            await conn.execute(
-                q.WEBHOOK_FINISH_PG,
-                {
-                    "id": job_id,
-                    "now": now,
-                    "to": to_status.value,
-                    "output": json.dumps(values.get("output", [])),
-                    "error_code": values.get("error_code"),
-                    "error_message": values.get("error_message"),
-                    "provider_status": values.get("provider_status"),
-                    "provider_id": values.get("provider_id"),
-                    "detail": json.dumps({"body": raw_body}),
-                    "shard": job_id % COUNT_SHARDS,
-                },
-            )
-        ).first()
-        if row is None:
-            return Applied(None, False)
-        if row.found_status == JobStatus.QUEUED.value:
-            return None
-        job = job_from_row(row)
-        applied = row.found_status == JobStatus.PROCESSING.value
+        """`WEBHOOK_FINISH_PG` as a prepared statement on the asyncpg connection itself, in
+        one driver transaction (with the callback's outbox row when there is one). None when
+        the general path must run: a queued job (the webhook beat the submit reply, and the
+        job goes through processing first)."""
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            async with driver.transaction():
+                record = await driver.fetchrow(
+                    q.WEBHOOK_FINISH_PG_DRIVER,
+                    job_id,
+                    now,
+                    to_status.value,
+                    json.dumps(values.get("output", [])),
+                    values.get("error_code"),
+                    values.get("error_message"),
+                    values.get("provider_status"),
+                    values.get("provider_id"),
+                    json.dumps({"body": raw_body}),
+                    job_id % COUNT_SHARDS,
+                )
+                if record is None:
+                    return Applied(None, False)
+                if record["found_status"] == JobStatus.QUEUED.value:
+                    return None
+                job = job_from_mapping(record)
+                applied = record["found_status"] == JobStatus.PROCESSING.value
+                if applied and job.callback_url:
+                    event_type, body = callbacks.payload(job, now)
+                    await driver.execute(
+                        q.INSERT_DELIVERY_DRIVER,
+                        job.id,
+                        job.client_id,
+                        callbacks.new_webhook_id(),
+                        event_type,
+                        job.callback_url,
+                        body,
+                        now,
+                    )
         if applied:
             metrics.TRANSITIONS.labels(to_status.value, "webhook").inc()
-            if job.callback_url:
-                await self._enqueue_callback(conn, job, now)
         return Applied(job, applied)
 
     async def reset_for_tests(self) -> None:

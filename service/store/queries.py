@@ -5,6 +5,7 @@ Each function builds a SQLAlchemy Core statement; none touches a connection.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -598,8 +599,7 @@ def completion_times(since: datetime, client_id: int | None, limit: int) -> Sele
 
 # --- the webhook hot path (PostgreSQL) -----------------------------------------------------
 
-WEBHOOK_FINISH_PG = text(
-    """
+WEBHOOK_FINISH_SQL = """
 WITH cur AS (
     SELECT id, client_id, status AS old_status FROM jobs WHERE id = :id FOR UPDATE
 ), upd AS (
@@ -655,7 +655,6 @@ WITH cur AS (
 )
 SELECT cur.old_status AS found_status, upd.* FROM cur LEFT JOIN upd ON true
 """
-).columns(**{c.name: c.type for c in jobs.c})  # typed by name: JSON, UTC datetimes
 """A finishing webhook in one round trip: count it, store its raw body, move a processing
 job to the terminal state (or record why not), and keep the counters, in one statement.
 Returns the found status; a queued job is left untouched for the general path."""
@@ -663,30 +662,81 @@ Returns the found status; a queued job is left untouched for the general path.""
 
 # --- the job creation hot path (PostgreSQL) ------------------------------------------------
 
-CREATE_JOB_PG = text(
-    f"""
+CREATE_JOB_SQL = f"""
 WITH open AS (
     SELECT COALESCE(sum(n), 0) AS n FROM status_counts
-    WHERE client_id = :client_id AND status IN ('queued', 'processing')
+    WHERE client_id = CAST(:client_id AS bigint) AND status IN ('queued', 'processing')
 ), j AS (
     INSERT INTO jobs (public_id, client_id, status, request, idempotency_key, request_hash,
                       output, created_at, updated_at, next_poll_at, callback_url, metadata)
-    SELECT :public_id, :client_id, 'queued', CAST(:request AS jsonb), :idempotency_key,
-           :request_hash, '[]'::jsonb, CAST(:now AS timestamptz), CAST(:now AS timestamptz),
-           CAST(:now AS timestamptz), :callback_url, CAST(:metadata AS jsonb)
-    FROM open WHERE open.n < :max_unfinished
+    SELECT CAST(:public_id AS varchar), CAST(:client_id AS bigint), 'queued',
+           CAST(:request AS jsonb), CAST(:idempotency_key AS varchar),
+           CAST(:request_hash AS varchar), '[]'::jsonb, CAST(:now AS timestamptz),
+           CAST(:now AS timestamptz), CAST(:now AS timestamptz), CAST(:callback_url AS text),
+           CAST(:metadata AS jsonb)
+    FROM open WHERE open.n < CAST(:max_unfinished AS bigint)
     RETURNING *
 ), created AS (
     INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
     SELECT id, CAST(:now AS timestamptz), 'created', 'api', NULL, 'queued', '{{}}'::jsonb FROM j
 ), counted AS (
     INSERT INTO status_counts (client_id, status, shard, n)
-    SELECT :client_id, 'queued', j.id % {COUNT_SHARDS}, 1 FROM j
+    SELECT CAST(:client_id AS bigint), 'queued', j.id % {COUNT_SHARDS}, 1 FROM j
     ON CONFLICT (client_id, status, shard) DO UPDATE SET n = status_counts.n + 1
 )
 SELECT j.*, pg_notify('outpaint_jobs', '') AS notified FROM j
 """
-).columns(**{c.name: c.type for c in jobs.c})
 """Create a job in one statement, after the client's advisory lock: check the unfinished
 cap against the counters, insert the job, its `created` event and its count, and NOTIFY the
 submitters. No row back means the cap was reached."""
+
+
+WEBHOOK_FINISH_PARAMS = (
+    "id",
+    "now",
+    "to",
+    "output",
+    "error_code",
+    "error_message",
+    "provider_status",
+    "provider_id",
+    "detail",
+    "shard",
+)
+
+
+def positional(sql: str, names: tuple[str, ...]) -> str:
+    """The SQL of a text() statement with :name parameters as asyncpg's $1, $2, …, for the
+    hot path that runs it on the driver connection (a prepared statement, no ORM layer)."""
+    index = {name: i + 1 for i, name in enumerate(names)}
+    return re.sub(r"(?<!:):(\w+)", lambda m: f"${index[m.group(1)]}", sql)
+
+
+WEBHOOK_FINISH_PG_DRIVER = (
+    positional(WEBHOOK_FINISH_SQL, WEBHOOK_FINISH_PARAMS)
+    .replace(
+        "SELECT upd.client_id, d.status, $10, d.n",
+        "SELECT upd.client_id, d.status, $10::integer, d.n",
+    )
+    .replace("WHERE id = $1 FOR UPDATE", "WHERE id = $1::bigint FOR UPDATE")
+)
+
+INSERT_DELIVERY_DRIVER = """
+INSERT INTO callback_deliveries (job_id, client_id, webhook_id, event_type, url, body, status,
+                                 next_attempt_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7)
+"""
+
+CREATE_JOB_PARAMS = (
+    "client_id",
+    "public_id",
+    "request",
+    "idempotency_key",
+    "request_hash",
+    "now",
+    "callback_url",
+    "metadata",
+    "max_unfinished",
+)
+CREATE_JOB_PG_DRIVER = positional(CREATE_JOB_SQL, CREATE_JOB_PARAMS)
+LOCK_CLIENT_DRIVER = f"SELECT pg_advisory_xact_lock({CLIENT_LOCK_SPACE}, $1::integer)"
