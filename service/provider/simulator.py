@@ -75,6 +75,7 @@ class Simulator:
         self.webhooks_sent: Counter[int] = Counter()
         self.peak_unfinished = 0
         self.fetch_overlaps = 0  # fetches of one generation that overlapped another
+        self.errors_sent = 0  # 5xx answers given (SIM_ERROR_RATE)
         self._fetching: Counter[int] = Counter()
         self.app = Starlette(
             routes=[
@@ -121,6 +122,7 @@ class Simulator:
             return _error(400, problem)
         self.submits[str(body.get("track_id"))] += 1
         if self._rng.random() < self.config.error_rate:
+            self.errors_sent += 1
             return _error(self._rng.choice((500, 503)), "Server is busy, try again")
         unfinished = self._unfinished()
         if self.config.queue_limit and unfinished >= self.config.queue_limit:
@@ -166,6 +168,7 @@ class Simulator:
 
     async def fetch(self, request: Request) -> Response:
         if self._rng.random() < self.config.error_rate:
+            self.errors_sent += 1
             return _error(self._rng.choice((500, 503)), "Server is busy, try again")
         gen = self._generations.get(request.path_params["id"])
         if gen is None:

@@ -100,14 +100,18 @@ async def test_provider_5xx_is_retried_until_the_job_succeeds(service: Start) ->
         sim_seed=11,
         sim_webhook_drop_rate=1.0,
     )
-    jobs = await run_jobs(svc, 5)
-    kinds: set[str] = set()
+    jobs = await run_jobs(svc, 10)
+    errors: list[str] = []
     for job in jobs:
         events = await assert_exactly_once(svc, job)
-        kinds |= {
+        errors += [
             e["detail"]["kind"] for e in events if e["kind"] in ("submit_error", "poll_error")
-        }
-    assert kinds == {"server_error"}
+        ]
+    # Every 5xx the provider gave was seen, retried, and recorded as such; with 10 jobs at
+    # a 40 % error rate, a run without any is vanishingly rare (call order, and so which
+    # calls fail, varies from run to run).
+    assert svc.simulator.errors_sent > 0
+    assert len(errors) == svc.simulator.errors_sent and set(errors) == {"server_error"}
 
 
 async def test_capacity_caps_jobs_unfinished_at_the_provider(service: Start) -> None:

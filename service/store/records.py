@@ -1,0 +1,182 @@
+"""The records `Store` hands out and takes: plain dataclasses and row mappers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from service.domain.jobs import Event, Job
+from service.domain.requests import JobRequest
+from service.domain.states import JobStatus
+
+
+@dataclass(frozen=True)
+class Note:
+    """An event recorded beside a change, whether or not the change happens."""
+
+    kind: str
+    source: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Applied:
+    job: Job | None  # the row after the change, or as found when nothing changed
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    client_id: int
+    client_name: str
+    scopes: frozenset[str]
+    default_callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One callback event (outbox row) and where it stands."""
+
+    id: int
+    job_id: int
+    client_id: int
+    webhook_id: str
+    event_type: str
+    url: str
+    body: str
+    status: str
+    attempts: int
+    schedule_step: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    lease_owner: str | None
+
+
+@dataclass(frozen=True)
+class ClientSecrets:
+    current: str
+    previous: str | None
+    previous_expires_at: datetime | None
+
+
+def delivery_from_row(row: Row[Any]) -> Delivery:
+    m = row._mapping
+    return Delivery(
+        id=m["id"],
+        job_id=m["job_id"],
+        client_id=m["client_id"],
+        webhook_id=m["webhook_id"],
+        event_type=m["event_type"],
+        url=m["url"],
+        body=m["body"],
+        status=m["status"],
+        attempts=m["attempts"],
+        schedule_step=m["schedule_step"],
+        next_attempt_at=m["next_attempt_at"],
+        last_status_code=m["last_status_code"],
+        last_error=m["last_error"],
+        lease_owner=m["lease_owner"],
+    )
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    prefix: str
+    client_name: str
+    scopes: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def request_hash(request: JobRequest) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def job_from_row(row: Row[Any]) -> Job:
+    return job_from_mapping(row._mapping)
+
+
+def job_from_mapping(m: Any) -> Job:
+    """From a SQLAlchemy row mapping or an asyncpg Record."""
+    return Job(
+        id=m["id"],
+        public_id=m["public_id"],
+        client_id=m["client_id"],
+        status=JobStatus(m["status"]),
+        request=m["request"],
+        provider_id=m["provider_id"],
+        eta_at=m["eta_at"],
+        fetch_result=m["fetch_result"],
+        output=list(m["output"] or []),
+        error_code=m["error_code"],
+        error_message=m["error_message"],
+        provider_status=m["provider_status"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        submitted_at=m["submitted_at"],
+        completed_at=m["completed_at"],
+        next_poll_at=m["next_poll_at"],
+        polls=m["polls"],
+        webhooks=m["webhooks"],
+        attempts=m["attempts"],
+        submit_attempts=m["submit_attempts"],
+        crashed_submits=m["crashed_submits"],
+        version=m["version"],
+        lease_owner=m["lease_owner"],
+        lease_expires_at=m["lease_expires_at"],
+        callback_url=m["callback_url"],
+        callback_status=m["callback_status"],
+        metadata=m["metadata"] or {},
+    )
+
+
+def event_from_row(row: Row[Any]) -> Event:
+    m = row._mapping
+    return Event(
+        id=m["id"],
+        job_id=m["job_id"],
+        at=m["at"],
+        kind=m["kind"],
+        source=m["source"],
+        from_status=m["from_status"],
+        to_status=m["to_status"],
+        detail=m["detail"] or {},
+    )
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with another body."""
+
+
+class TooManyUnfinished(Exception):
+    """The client already has as many unfinished jobs as it may."""
+
+
+def aware(value: datetime | str, like: datetime) -> datetime:
+    """Aggregates (min) bypass the column type on SQLite and come back naive or as text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=like.tzinfo)
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile; None without data."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(math.ceil(pct * len(ordered) / 100) - 1, 0)
+    return round(ordered[min(rank, len(ordered) - 1)], 3)
