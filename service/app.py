@@ -19,7 +19,6 @@ from service.api.problems import EXCEPTION_HANDLERS
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
 from service.settings import SIMULATOR_MOUNT, Settings
-from service.store.engine import make_engine
 from service.store.manager import Store
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
@@ -55,7 +54,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = Store(make_engine(settings.database_url))
+        store = Store.connect(settings.database_url)
         provider = ModelsLabClient(
             settings.provider_base_url,
             settings.provider_key,

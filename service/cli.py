@@ -17,7 +17,6 @@ from service.domain.retention import parse_age, prune_cutoff
 from service.domain.states import JobStatus
 from service.provider.simulator import Simulator
 from service.settings import Settings, load_settings
-from service.store.engine import make_engine
 from service.store.manager import Store
 from service.store.migrate import current_revision, head_revision, upgrade
 
@@ -31,12 +30,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(**overrides)
 
 
-async def _with_store(settings: Settings) -> Store:
-    return Store(make_engine(settings.database_url))
-
-
 async def _check_migrated(settings: Settings) -> str | None:
-    store = await _with_store(settings)
+    store = Store.connect(settings.database_url)
     try:
         current = await current_revision(store.engine)
     finally:
@@ -51,7 +46,7 @@ async def _check_migrated(settings: Settings) -> str | None:
 
 async def _bootstrap_admin_key(settings: Settings) -> None:
     """On a database without keys, create an admin key and print it, once."""
-    store = await _with_store(settings)
+    store = Store.connect(settings.database_url)
     try:
         if await store.count_keys() == 0:
             key, _secret = await store.create_key("admin", [ADMIN], utcnow())
@@ -125,7 +120,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        store = await _with_store(settings)
+        store = Store.connect(settings.database_url)
         try:
             if args.keys_command == "create":
                 scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
@@ -186,7 +181,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int | None:
-        store = await _with_store(settings)
+        store = Store.connect(settings.database_url)
         try:
             return await store.prune(prune_cutoff(utcnow(), age), batch_size=args.batch_size)
         finally:

@@ -21,7 +21,6 @@ from service.domain.jobs import Job
 from service.domain.states import JobStatus, is_terminal
 from service.domain.views import event_json, job_json
 from service.settings import Settings
-from service.store.engine import make_engine
 from service.store.manager import Store
 
 
@@ -59,10 +58,6 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
         )
 
 
-async def _with_store(settings: Settings) -> Store:
-    return Store(make_engine(settings.database_url))
-
-
 async def _find(store: Store, ident: str) -> Job | None:
     if ident.isdigit():
         return await store.get_job_by_id(int(ident))
@@ -71,7 +66,7 @@ async def _find(store: Store, ident: str) -> Job | None:
 
 def jobs_list(settings: Settings, status: str | None, limit: int, out: TextIO = sys.stdout) -> int:
     async def run() -> list[Job]:
-        store = await _with_store(settings)
+        store = Store.connect(settings.database_url)
         try:
             return await store.list_jobs(None, JobStatus(status) if status else None, None, limit)
         finally:
@@ -97,7 +92,7 @@ def jobs_list(settings: Settings, status: str | None, limit: int, out: TextIO = 
 
 def jobs_show(settings: Settings, ident: str, out: TextIO = sys.stdout) -> int:
     async def run() -> tuple[Job | None, list[dict[str, Any]]]:
-        store = await _with_store(settings)
+        store = Store.connect(settings.database_url)
         try:
             job = await _find(store, ident)
             events = [event_json(e) for e in await store.list_events(job.id)] if job else []
@@ -132,7 +127,7 @@ def jobs_watch(settings: Settings, ident: str, interval: float, out: TextIO = sy
     """Redraw the job's progress until it ends; exit 0 if it succeeded, 1 otherwise."""
 
     async def run() -> int:
-        store = await _with_store(settings)
+        store = Store.connect(settings.database_url)
         last = ""
         try:
             while True:

@@ -50,3 +50,22 @@ def wait_up(url: str, path: str = "/healthz", seconds: float = 30) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url}{path} did not come up")
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any simulator or provider setting a developer's
+    shell may carry, so each test says exactly which it wants."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "MODELSLAB_"))}
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """`python -m service ARGS…` with its output captured as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "service", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -25,6 +25,7 @@ from service.domain.outcomes import path_to
 from service.domain.requests import JobRequest
 from service.domain.states import TERMINAL, JobStatus
 from service.store import queries as q
+from service.store.engine import make_engine
 from service.store.records import (
     Applied,
     ClientSecrets,
@@ -67,6 +68,11 @@ __all__ = [
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    @classmethod
+    def connect(cls, database_url: str) -> Store:
+        """A store on a new engine for `database_url` (SQLite pragmas, pool sizes)."""
+        return cls(make_engine(database_url))
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -201,9 +207,7 @@ class Store:
                 async with self.engine.connect() as conn:
                     return await self._create_fast(conn, values, now, max_unfinished), True
             async with self.engine.begin() as conn:
-                if max_unfinished is not None:
-                    if conn.dialect.name == "postgresql":
-                        await conn.execute(q.lock_client(client_id))
+                if max_unfinished is not None:  # SQLite: BEGIN IMMEDIATE serialises this
                     unfinished = (
                         await conn.execute(q.count_unfinished_of_client(client_id))
                     ).scalar_one()

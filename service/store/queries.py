@@ -11,10 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     CompoundSelect,
     Delete,
     Insert,
     Select,
+    Table,
     TextClause,
     Update,
     and_,
@@ -157,8 +159,40 @@ def list_jobs(
     return stmt
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    return or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now)
+def _claimable(table: Table, now: datetime) -> ColumnElement[bool]:
+    return or_(table.c.lease_expires_at.is_(None), table.c.lease_expires_at < now)
+
+
+def _leased_claim(
+    table: Table,
+    due_column: Column[Any],
+    condition: ColumnElement[bool],
+    now: datetime,
+    owner: str,
+    lease_until: datetime,
+    limit: int,
+    extra: Mapping[str, Any] | None = None,
+) -> Update:
+    """Claim up to `limit` due rows in one statement, stamping a lease.
+
+    PostgreSQL: a CTE `FOR UPDATE SKIP LOCKED` then `UPDATE … FROM cte RETURNING`, so
+    replicas never claim the same row. SQLite drops the lock clause; its single writer
+    (BEGIN IMMEDIATE) gives the same guarantee.
+    """
+    due = (
+        select(table.c.id)
+        .where(condition, due_column <= now, _claimable(table, now))
+        .order_by(due_column, table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    return (
+        update(table)
+        .where(table.c.id == due.c.id)
+        .values(lease_owner=owner, lease_expires_at=lease_until, **(extra or {}))
+        .returning(*table.c)
+    )
 
 
 def claim_due(
@@ -169,30 +203,11 @@ def claim_due(
     limit: int,
     extra: Mapping[str, Any] | None = None,
 ) -> Update:
-    """Claim up to `limit` due jobs in one statement.
-
-    PostgreSQL: a CTE `FOR UPDATE SKIP LOCKED` then `UPDATE … FROM cte RETURNING`, so
-    replicas never claim the same row. SQLite drops the lock clause; its single writer
-    (BEGIN IMMEDIATE) gives the same guarantee.
-    """
-    due = (
-        select(jobs.c.id)
-        .where(
-            # Inlined, not bound: the planner must see the literal to use the partial index.
-            jobs.c.status == bindparam("claim_status", status.value, literal_execute=True),
-            jobs.c.next_poll_at <= now,
-            _claimable(now),
-        )
-        .order_by(jobs.c.next_poll_at, jobs.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("due")
-    )
-    return (
-        update(jobs)
-        .where(jobs.c.id == due.c.id)
-        .values(lease_owner=owner, lease_expires_at=lease_until, **(extra or {}))
-        .returning(*jobs.c)
+    """The submitter's (queued) and the sweeper's (processing) claim."""
+    # Inlined, not bound: the planner must see the literal to use the partial index.
+    condition = jobs.c.status == bindparam("claim_status", status.value, literal_execute=True)
+    return _leased_claim(
+        jobs, jobs.c.next_poll_at, condition, now, owner, lease_until, limit, extra
     )
 
 
@@ -204,7 +219,7 @@ def claim_one(
         .where(
             jobs.c.id == job_id,
             jobs.c.status.in_([s.value for s in statuses]),
-            _claimable(now),
+            _claimable(jobs, now),
         )
         .values(lease_owner=owner, lease_expires_at=lease_until)
         .returning(*jobs.c)
@@ -329,12 +344,6 @@ def forget_rate_windows(client_id: int, before: datetime) -> Delete:
 CLIENT_LOCK_SPACE = 0x6F75  # pg_advisory_xact_lock(space, client_id): one creator at a time
 
 
-def lock_client(client_id: int) -> TextClause:
-    return text("SELECT pg_advisory_xact_lock(:space, :client)").bindparams(
-        space=CLIENT_LOCK_SPACE, client=client_id
-    )
-
-
 def count_unfinished_of_client(client_id: int) -> Select[Any]:
     """From the sharded counters, not the jobs: O(shards), however many jobs are open."""
     return select(func.coalesce(func.sum(status_counts.c.n), 0)).where(
@@ -433,28 +442,12 @@ def insert_delivery(values: Mapping[str, Any]) -> Insert:
 
 
 def claim_deliveries(now: datetime, owner: str, lease_until: datetime, limit: int) -> Update:
-    """The notifier's claim: the same CTE + SKIP LOCKED shape as the job claims."""
+    """The notifier's claim: the same leased claim as the jobs'."""
     d = callback_deliveries
-    due = (
-        select(d.c.id)
-        .where(
-            d.c.status.in_(
-                [bindparam(f"due_{s}", s, literal_execute=True) for s in ("pending", "failing")]
-            ),
-            d.c.next_attempt_at <= now,
-            or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
-        )
-        .order_by(d.c.next_attempt_at, d.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("due")
+    condition = d.c.status.in_(
+        [bindparam(f"due_{s}", s, literal_execute=True) for s in ("pending", "failing")]
     )
-    return (
-        update(d)
-        .where(d.c.id == due.c.id)
-        .values(lease_owner=owner, lease_expires_at=lease_until)
-        .returning(*d.c)
-    )
+    return _leased_claim(d, d.c.next_attempt_at, condition, now, owner, lease_until, limit)
 
 
 def finish_attempt(delivery_id: int, owner: str, values: Mapping[str, Any]) -> Update:

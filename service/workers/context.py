@@ -14,6 +14,8 @@ from service.provider.client import ModelsLabClient
 from service.settings import Settings
 from service.store.manager import Store
 
+RELEASE = {"lease_owner": None, "lease_expires_at": None}  # values that hand a claim back
+
 
 def new_owner(role: str) -> str:
     return f"{role}:{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -11,11 +11,9 @@ from service.domain.outcomes import TIMED_OUT, outcome_of
 from service.domain.states import JobStatus
 from service.provider.client import ProviderError, RetryableProviderError
 from service.store.manager import Applied, Note
-from service.workers.context import WorkContext
+from service.workers.context import RELEASE, WorkContext
 
 log = logging.getLogger("service.poller")
-
-RELEASE = {"lease_owner": None, "lease_expires_at": None}
 
 
 async def poll_job(ctx: WorkContext, job: Job, owner: str, source: str = "sweeper") -> Applied:

@@ -15,11 +15,9 @@ from service.domain.states import JobStatus
 from service.domain.tokens import make_token
 from service.provider.client import ProviderRejected, RetryableProviderError
 from service.store.manager import Note
-from service.workers.context import WorkContext
+from service.workers.context import RELEASE, WorkContext
 
 log = logging.getLogger("service.submitter")
-
-RELEASE = {"lease_owner": None, "lease_expires_at": None}
 
 
 def webhook_url(ctx: WorkContext, job: Job) -> str:

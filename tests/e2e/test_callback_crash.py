@@ -4,7 +4,6 @@ after the claim's lease, with the same webhook-id (at least once, deduplicable).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from service.store.manager import Store
 from tests.conftest import now
 from tests.factories import processing_job
 from tests.live import LiveServer, free_port
-from tests.processes import Proc
+from tests.processes import Proc, clean_env
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +57,7 @@ async def test_a_delivery_cut_off_by_sigkill_is_finished_by_another_worker(
             job, now(), source="webhook", to_status=JobStatus.SUCCEEDED, values={"output": ["u"]}
         )
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "MODELSLAB_"))}
+        env = clean_env()
         env.update(
             DATABASE_URL=db_url,
             ALLOW_PRIVATE_CALLBACKS="true",

@@ -4,7 +4,6 @@ terminal state, and no job is submitted to the provider more than twice."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from tests.live import free_port
-from tests.processes import Proc, wait_healthy
+from tests.processes import Proc, clean_env, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +38,7 @@ async def unfinished_after_kill(db_url: str) -> dict[str, int]:
 
 async def test_sigkill_mid_burst_loses_no_accepted_job(db_url: str, tmp_path: Path) -> None:
     sim_port, port = free_port(), free_port()
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "MODELSLAB_"))}
+    base_env = clean_env()
     sim = Proc(
         ["simulator", "--port", str(sim_port)],
         {**base_env, "SIM_ETA_SECONDS": "0.5"},

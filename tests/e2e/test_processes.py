@@ -3,7 +3,6 @@ clean exit on SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -14,13 +13,13 @@ import httpx
 import pytest
 
 from tests.live import free_port
-from tests.processes import wait_up
+from tests.processes import clean_env, spawn, wait_up
 
 pytestmark = pytest.mark.e2e
 
 
 def cli_env(db_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MODELSLAB_API_KEY"}
+    env = clean_env()
     env.update(DATABASE_URL=db_url, WEBHOOK_SECRET="e2e-secret", **extra)
     return env
 
@@ -56,13 +55,7 @@ def test_keys_create_list_revoke(db_url: str) -> None:
 def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url: str) -> None:
     port = free_port()
     env = cli_env(db_url, PORT=str(port), SIM_ETA_SECONDS="0.2", SWEEP_INTERVAL_SECONDS="0.2")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn(["serve"], env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base, "/healthz", seconds=20)
@@ -99,13 +92,7 @@ def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url
     assert time.monotonic() - started < 15
     assert "built-in simulator" in err
     # A second start finds a key and prints none.
-    proc2 = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc2 = spawn(["serve"], env)
     try:
         wait_up(f"{base}", "/healthz")
     finally:
@@ -124,21 +111,9 @@ def test_prune_command(db_url: str) -> None:
 def test_worker_alone_and_serve_without_workers_stop_on_sigterm(db_url: str) -> None:
     port = free_port()
     env = cli_env(db_url, PORT=str(port), STOP_GRACE_SECONDS="2")
-    api = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--no-workers"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    api = spawn(["serve", "--no-workers"], env)
     worker_port = free_port()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "service", "worker", "--port", str(worker_port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    worker = spawn(["worker", "--port", str(worker_port)], env)
     try:
         wait_up(f"http://127.0.0.1:{port}", "/healthz")
         wait_up(f"http://127.0.0.1:{worker_port}", "/readyz")
@@ -192,13 +167,7 @@ def test_json_logs_parse_line_by_line_and_carry_request_and_job_ids(db_url: str)
         SIM_ETA_SECONDS="0.2",
         SWEEP_INTERVAL_SECONDS="0.2",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn(["serve"], env)
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}", "X-Request-ID": "req-from-client-42"}
     try:
@@ -243,13 +212,7 @@ def test_submit_wait_then_jobs_list_show_watch(db_url: str) -> None:
     key = created.stdout.split()[-1]
     port = free_port()
     env = cli_env(db_url, PORT=str(port), SIM_ETA_SECONDS="0.3", SWEEP_INTERVAL_SECONDS="0.2")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = spawn(["serve"], env)
     try:
         wait_up(f"http://127.0.0.1:{port}", "/healthz")
         submitted = subprocess.run(

@@ -5,7 +5,6 @@ simulator never sees two fetches of one job overlap."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.live import free_port
-from tests.processes import Proc, wait_healthy
+from tests.processes import Proc, clean_env, wait_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgresql]
 
@@ -30,7 +29,7 @@ async def test_three_replicas_one_killed_every_job_succeeds_without_overlapping_
     assert db_url.startswith("postgresql")
     sim_port = free_port()
     ports = [free_port() for _ in range(3)]
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "MODELSLAB_"))}
+    base_env = clean_env()
     sim = Proc(
         ["simulator", "--port", str(sim_port)],
         {
