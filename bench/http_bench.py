@@ -80,7 +80,7 @@ def _now():  # type: ignore[no-untyped-def]
 def lua_scripts(workdir: Path, key: str) -> dict[str, Path]:
     paths = ",\n".join(f'"/webhooks/modelslab/{make_token(SECRET, i)}"' for i in range(1, JOBS + 1))
     hook_body = (
-        '\'{"status":"success","id":\' .. i .. \',"output":["https://cdn.example/\' .. i .. '
+        '\'{"status":"success","id":\' .. i .. \',"output":["https://cdn.example.invalid/\' .. i .. '
         '\'.png"],"generationTime":2.1,"track_id":\' .. i .. \'}\''
     )
     common = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -92,9 +92,9 @@ def lua_scripts(workdir: Path, key: str) -> dict[str, Path]:
         "anchor_webhook": f"{common}{seed}request = function()\n  local i = math.random({JOBS})\n"
         f"  return wrk.format(nil, '/hook/' .. i, nil, {hook_body})\nend\n",
         "service_create": f'{common}wrk.headers["Authorization"] = "Bearer {key}"\n'
-        'wrk.body = \'{"image":"https://example.com/in.png","prompt":"bench","width":256,"height":192}\'\n',
+        'wrk.body = \'{"image":"https://example.invalid/in.png","prompt":"bench","width":256,"height":192}\'\n',
         "anchor_create": f"{common}{seed}"
-        'wrk.body = \'{"image":"https://example.com/in.png","prompt":"bench","width":256,"height":192}\'\n'
+        'wrk.body = \'{"image":"https://example.invalid/in.png","prompt":"bench","width":256,"height":192}\'\n'
         "request = function()\n  return wrk.format(nil, '/hook/' .. math.random(100000), nil, nil)\nend\n",
     }
     out = {}

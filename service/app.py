@@ -26,9 +26,15 @@ from service.workers.runner import Workers
 log = logging.getLogger("service.app")
 
 
-def simulator_config(settings: Settings, public_url: str) -> SimulatorConfig:
+def simulator_config(
+    settings: Settings, public_url: str, api_key: str, trusted_webhook_base: str | None = None
+) -> SimulatorConfig:
     return SimulatorConfig(
         public_url=public_url,
+        api_key=api_key,
+        allow_private_urls=settings.sim_allow_private_urls,
+        trusted_webhook_base=trusted_webhook_base,
+        max_body_bytes=settings.max_body_bytes,
         eta_seconds=settings.sim_eta_seconds,
         webhook_drop_rate=settings.sim_webhook_drop_rate,
         webhook_duplicate_rate=settings.sim_webhook_duplicate_rate,
@@ -46,8 +52,17 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
     """The service. `api=False` is the worker role: the background workers with only the
     health and metrics routes (for probes and scrapes), and no simulator of its own."""
     logs.install_redaction()
+    logs.register_secret(settings.modelslab_api_key)
+    logs.register_secret(settings.webhook_secret)
     simulator = (
-        Simulator(simulator_config(settings, settings.base_url + SIMULATOR_MOUNT))
+        Simulator(
+            simulator_config(
+                settings,
+                settings.base_url + SIMULATOR_MOUNT,
+                settings.simulator_key,
+                trusted_webhook_base=settings.base_url,
+            )
+        )
         if settings.uses_simulator and api
         else None
     )
@@ -56,10 +71,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = Store.connect(settings.database_url)
         provider = ModelsLabClient(
-            settings.provider_base_url,
-            settings.provider_key,
-            settings.provider_timeout_seconds,
-            key_is_secret=not settings.uses_simulator,
+            settings.provider_base_url, settings.provider_key, settings.provider_timeout_seconds
         )
         work = WorkContext(
             settings=settings,
@@ -67,6 +79,8 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
             provider=provider,
             webhook_secret=await store.webhook_secret(settings.webhook_secret),
         )
+        logs.register_secret(work.webhook_secret)
+        logs.register_secret(settings.provider_key)
         workers = Workers(work) if run_workers else None
         app.state.ctx = ApiContext(settings=settings, store=store, work=work, workers=workers)
         if simulator is not None:

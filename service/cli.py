@@ -110,8 +110,11 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     logs.configure(settings.log_format, settings.log_level)
     host = args.host or "127.0.0.1"
     port = args.port or 8100
-    simulator = Simulator(simulator_config(settings, f"http://{host}:{port}"))
+    key = settings.sim_api_key or "simulator"
+    simulator = Simulator(simulator_config(settings, f"http://{host}:{port}", key))
     print(f"ModelsLab simulator: MODELSLAB_BASE_URL=http://{host}:{port}/api/v6", flush=True)
+    if not settings.sim_api_key:
+        print("it answers the key 'simulator' (set SIM_API_KEY for another)", flush=True)
     uvicorn.run(simulator.app, host=host, port=port, log_config=None)
     return 0
 

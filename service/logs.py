@@ -68,36 +68,76 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
-class RedactTokens(logging.Filter):
-    """Webhook tokens travel in the URL path; keep them out of access logs."""
+_PATTERNS = (
+    # Webhook tokens travel in the URL path.
+    (re.compile(r"(/webhooks/modelslab/)[^\s\"'?#&]+"), r"\1[redacted]"),
+    # Client API keys and callback signing secrets, wherever they turn up.
+    (re.compile(r"\bopj_[A-Za-z0-9_-]{8,}"), "opj_[redacted]"),
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{8,}"), "whsec_[redacted]"),
+)
+_secrets: set[str] = set()
 
-    _token = re.compile(r"(/webhooks/modelslab/)[^\s\"?]+")
 
-    def _clean(self, value: object) -> object:
-        if isinstance(value, int | float | bool) or value is None:
-            return value
-        text = str(value)  # URLs arrive as objects (httpx.URL), not only as strings
-        return self._token.sub(r"\1[redacted]", text) if self._token.search(text) else value
+def register_secret(value: str | None) -> None:
+    """A secret of this process (the provider key, WEBHOOK_SECRET) never to be logged."""
+    if value and len(value) >= 8:
+        _secrets.add(value)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args and isinstance(record.args, tuple):
-            record.args = tuple(self._clean(a) for a in record.args)
-        elif isinstance(record.msg, str):
-            record.msg = self._token.sub(r"\1[redacted]", record.msg)
-        return True
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        if pattern.search(text):
+            text = pattern.sub(replacement, text)
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _clean(value: object) -> object:
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    text = str(value)  # URLs arrive as objects (httpx.URL), not only as strings
+    cleaned = redact_text(text)
+    return value if cleaned == text else cleaned
+
+
+_plain = logging.Formatter()
+
+
+def scrub(record: logging.LogRecord) -> None:
+    """Redact a record's message, arguments and traceback in place."""
+    if isinstance(record.msg, str):
+        record.msg = redact_text(record.msg)
+    if isinstance(record.args, tuple):
+        record.args = tuple(_clean(a) for a in record.args)
+    elif isinstance(record.args, dict):
+        record.args = {k: _clean(v) for k, v in record.args.items()}
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        record.exc_text = redact_text(_plain.formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = redact_text(record.stack_info)
 
 
 def install_redaction() -> None:
-    """Filter at the loggers that print URLs (the access log, httpx), so every handler
-    (ours, a test's) gets them clean."""
-    for name in ("uvicorn.access", "httpx", "httpcore"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokens) for f in logger.filters):
-            logger.addFilter(RedactTokens())
+    """Redact at the root: every record of the process, whoever logs it and whichever
+    handler (ours, uvicorn's, a test's) prints it, is scrubbed as it is made. Tracebacks
+    are formatted once, redacted, and kept as the record's exc_text, which every
+    formatter prints instead of formatting the exception again."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "outpaint_redacts", False):
+
+        def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = factory(*args, **kwargs)
+            scrub(record)
+            return record
+
+        make_record.outpaint_redacts = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(make_record)
     # Database drivers log statements with their parameters (key hashes, signing secrets)
     # at DEBUG: never let them, whatever LOG_LEVEL says.
     for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool"):

@@ -18,7 +18,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 WEBHOOKS = Counter(
     "outpaint_webhooks_received_total",
     "ModelsLab webhooks received, by outcome: applied, duplicate (recorded, changed nothing), "
-    "unknown_token, mismatch, malformed, too_large, gone",
+    "unknown_token, expired (the job finished over WEBHOOK_TOKEN_GRACE_HOURS ago), mismatch, "
+    "malformed, too_large, gone",
     ["outcome"],
     registry=REGISTRY,
 )

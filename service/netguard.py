@@ -1,4 +1,5 @@
-"""SSRF guard for client callback URLs: http(s) only, and never an address inside our own
+"""SSRF guard for every URL a client or a provider hands us (callbacks, and the simulator's
+images and webhooks): http(s) only, and never an address inside our own
 network (loopback, private, link-local, multicast, reserved, cloud metadata) unless
 ALLOW_PRIVATE_CALLBACKS is set. Names are resolved and every address checked, at creation
 and again at delivery (against DNS rebinding)."""
@@ -6,8 +7,11 @@ and again at delivery (against DNS rebinding)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import re
 import socket
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +26,10 @@ METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:
 
 class UnsafeCallback(ValueError):
     """The URL may not be called back."""
+
+
+class Unresolvable(UnsafeCallback):
+    """The URL's host does not resolve (so it could not be reached anyway)."""
 
 
 def is_forbidden(address: Address) -> bool:
@@ -39,7 +47,32 @@ def is_forbidden(address: Address) -> bool:
     )
 
 
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_\-\u0080-\uffff]{1,63}(?<!-)")
+
+
+def check_host(host: str) -> None:
+    """A literal address, or a name whose every label is 1 to 63 characters and which IDNA
+    can encode; else UnsafeCallback (never a UnicodeError from the resolver)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return
+    name = host[:-1] if host.endswith(".") else host
+    if not name or len(name) > 253 or not name.isprintable():
+        raise UnsafeCallback("has an invalid host name")
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        raise UnsafeCallback("has an invalid host name")
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        raise UnsafeCallback("has an invalid host name") from None
+
+
 def split_callback(url: str) -> tuple[str, int]:
+    if len(url) > 2048 or not url.isprintable():
+        raise UnsafeCallback("must be a printable URL of at most 2048 characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeCallback("must be an http(s) URL with a host")
@@ -49,6 +82,7 @@ def split_callback(url: str) -> tuple[str, int]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise UnsafeCallback("has an invalid port") from None
+    check_host(parts.hostname)
     return parts.hostname, port
 
 
@@ -59,13 +93,16 @@ async def resolve(host: str, port: int, timeout: float = 3.0) -> list[Address]:
         pass
     else:
         return [literal]
+    if host.rstrip(".").lower().rpartition(".")[2] == "invalid":
+        # RFC 6761: resolvers should refuse .invalid at once; never ask the network.
+        raise Unresolvable(f"host {host!r} does not resolve")
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
         )
-    except (OSError, TimeoutError):
-        raise UnsafeCallback(f"host {host!r} does not resolve") from None
+    except (OSError, TimeoutError, UnicodeError):
+        raise Unresolvable(f"host {host!r} does not resolve") from None
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
@@ -75,7 +112,7 @@ async def check_callback(url: str, allow_private: bool) -> list[Address]:
     host, port = split_callback(url)
     addresses = await resolve(host, port)
     if not addresses:
-        raise UnsafeCallback(f"host {host!r} does not resolve")
+        raise Unresolvable(f"host {host!r} does not resolve")
     if not allow_private:
         bad = [a for a in addresses if is_forbidden(a)]
         if bad:
@@ -119,12 +156,86 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def pinned_transport(addresses: list[Address]) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose connections go only to `addresses` (against DNS rebinding
-    between the check and the request)."""
-    transport = httpx.AsyncHTTPTransport(retries=0)
-    pool = transport._pool
-    if not hasattr(pool, "_network_backend"):  # pragma: no cover - httpcore changed
-        raise RuntimeError("cannot pin callback addresses with this httpcore version")
-    pool._network_backend = _PinnedBackend(addresses)
-    return transport
+class _Stream(httpx.AsyncByteStream):
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for part in self._inner:
+                yield part
+
+    async def aclose(self) -> None:
+        with _httpx_errors():
+            await self._inner.aclose()
+
+
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """httpcore's exceptions as httpx's classes of the same name (httpx mirrors them)."""
+    try:
+        yield
+    except httpcore.TimeoutException as exc:
+        kind = getattr(httpx, type(exc).__name__, httpx.TimeoutException)
+        raise kind(str(exc)) from exc
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
+        kind = next(
+            (getattr(httpx, c.__name__) for c in type(exc).__mro__ if hasattr(httpx, c.__name__)),
+            httpx.TransportError,
+        )
+        raise kind(str(exc)) from exc
+
+
+class PinnedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport over an httpcore connection pool whose network backend connects
+    only to `addresses` (those that passed the check), against DNS rebinding between the
+    check and the request. Built on public seams only: httpcore's `network_backend`."""
+
+    def __init__(self, addresses: list[Address]) -> None:
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            network_backend=_PinnedBackend(addresses),
+            retries=0,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            response = await self._pool.handle_async_request(core)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_Stream(response.stream),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+def pinned_transport(addresses: list[Address]) -> httpx.AsyncBaseTransport:
+    return PinnedTransport(addresses)
+
+
+async def guarded_client(url: str, allow_private: bool, timeout: float) -> httpx.AsyncClient:
+    """A client for `url` that connects only to addresses the guard allowed (it raises
+    UnsafeCallback otherwise), follows no redirects, and reads no proxy settings."""
+    addresses = await check_callback(url, allow_private)
+    return httpx.AsyncClient(
+        transport=PinnedTransport(addresses),
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        trust_env=False,
+    )

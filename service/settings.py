@@ -6,7 +6,9 @@ listed in the README's settings table.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import secrets
+
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./outpaint-jobs.db"
@@ -54,6 +56,8 @@ class Settings(BaseSettings):
     retention_days: float = Field(30.0, ge=0)  # 0 keeps finished jobs for ever
     retention_interval_seconds: float = Field(3600.0, gt=0)
     stop_grace_seconds: float = Field(10.0, gt=0)
+    refresh_interval_seconds: float = Field(5.0, ge=0)
+    webhook_token_grace_hours: float = Field(24.0, ge=0)
 
     # The built-in simulator (used when MODELSLAB_API_KEY is unset).
     sim_eta_seconds: float = Field(3.0, ge=0)
@@ -66,6 +70,16 @@ class Settings(BaseSettings):
     sim_error_rate: float = Field(0.0, ge=0, le=1)
     sim_fetch_delay_seconds: float = Field(0.0, ge=0)
     sim_seed: int | None = None
+    # The key the simulator answers. Unset: the mounted simulator makes a random one per
+    # process (only this process's own client knows it); `outpaint-jobs simulator` uses
+    # "simulator".
+    sim_api_key: str | None = None
+    # Let the simulator fetch images from, and send webhooks to, private and loopback
+    # addresses (tests, and a simulator beside the service on one private network). The
+    # mounted simulator always reaches its own service's webhook route.
+    sim_allow_private_urls: bool = False
+
+    _process_sim_key: str = PrivateAttr(default_factory=lambda: secrets.token_urlsafe(24))
 
     @model_validator(mode="after")
     def _lease_covers_calls(self) -> Settings:
@@ -117,7 +131,12 @@ class Settings(BaseSettings):
 
     @property
     def provider_key(self) -> str:
-        return self.modelslab_api_key or "simulator"
+        return self.modelslab_api_key or self.simulator_key
+
+    @property
+    def simulator_key(self) -> str:
+        """The mounted simulator's key: SIM_API_KEY, or this process's random one."""
+        return self.sim_api_key or self._process_sim_key
 
     @property
     def is_sqlite(self) -> bool:

@@ -21,6 +21,7 @@ from service.settings import Settings
 from service.store.engine import make_engine
 from service.store.manager import Store
 from service.store.migrate import upgrade
+from tests import loopback_guard
 from tests.live import LiveServer
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -43,6 +44,16 @@ async def _pg_admin(sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _stays_on_loopback() -> Iterator[None]:
+    """Fails any test during which a process of the suite tried to reach anything but
+    loopback (tests/loopback/sitecustomize.py refused it)."""
+    before = len(loopback_guard.refusals())
+    yield
+    new = loopback_guard.refusals()[before:]
+    assert not new, f"a test process tried to leave the machine: {new}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -10,7 +10,7 @@ from service.domain.requests import JobRequest
 from service.domain.states import JobStatus
 from service.store.manager import Store
 
-IMAGE = "https://example.com/in.png"
+IMAGE = "https://example.invalid/in.png"
 
 
 async def client_id(store: Store, name: str = "team-a") -> int:

@@ -52,6 +52,11 @@ def wait_up(url: str, path: str = "/healthz", seconds: float = 30) -> None:
     raise AssertionError(f"{url}{path} did not come up")
 
 
+# A standalone `outpaint-jobs simulator` for tests: it answers the services' key
+# (MODELSLAB_API_KEY "test-key") and reaches their webhooks on loopback.
+STANDALONE_SIM = {"SIM_API_KEY": "test-key", "SIM_ALLOW_PRIVATE_URLS": "true"}
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without any simulator or provider setting a developer's
     shell may carry, so each test says exactly which it wants."""

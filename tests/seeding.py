@@ -50,7 +50,7 @@ async def seed_delivered_callbacks(conn: AsyncConnection) -> None:
         text(
             "INSERT INTO callback_deliveries (job_id, client_id, webhook_id, event_type, url, body,"
             " status, attempts, schedule_step, created_at, updated_at)"
-            " SELECT id, client_id, 'msg_' || id, 'job.succeeded', 'https://x.example/cb', '{}',"
+            " SELECT id, client_id, 'msg_' || id, 'job.succeeded', 'https://x.example.invalid/cb', '{}',"
             " 'delivered', 1, 0, completed_at, completed_at FROM jobs WHERE status = 'succeeded'"
         )
     )

@@ -48,6 +48,11 @@ def visible_client(principal: Principal) -> int | None:
     return principal.client_id
 
 
+def can_read(principal: Principal) -> bool:
+    """May the caller read jobs at all (its own, or every client's)?"""
+    return bool(principal.scopes & {ADMIN, JOBS_READ, OPS_READ})
+
+
 def writable_client(principal: Principal) -> int | None:
     """Whose jobs the caller may change: its own, or any for admin."""
     return None if ADMIN in principal.scopes else principal.client_id

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from service.api.problems import Problem
+from service.domain import jsonsafe
 
 
 def too_large(limit: int) -> Problem:
@@ -16,8 +17,8 @@ def too_large(limit: int) -> Problem:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it passes `limit`, without reading the rest."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
@@ -30,7 +31,23 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
+    """Strict JSON (`service.domain.jsonsafe`): anything the database or a reader could
+    choke on is refused here, before it is stored."""
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Problem(400, "Malformed JSON", f"The body is not valid JSON: {exc}") from None
+        return jsonsafe.loads(body)
+    except jsonsafe.UnsafeJson as exc:
+        raise Problem(
+            400,
+            "Malformed JSON",
+            f"The body holds a value this API does not accept: {exc.message}.",
+            type_="malformed-json",
+            errors=[{"field": exc.field, "message": exc.message, "type": "json"}],
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise Problem(
+            400, "Malformed JSON", f"The body is not valid JSON: {exc.msg}.", type_="malformed-json"
+        ) from None
+    except (UnicodeDecodeError, ValueError):
+        raise Problem(
+            400, "Malformed JSON", "The body is not valid UTF-8 JSON.", type_="malformed-json"
+        ) from None

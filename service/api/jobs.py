@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import datetime
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -15,19 +16,21 @@ from service.api.auth import (
     JOBS_READ,
     JOBS_WRITE,
     OPS_READ,
+    can_read,
     require,
     visible_client,
     writable_client,
 )
 from service.api.bodies import parse_json, read_body
 from service.api.context import ctx_of
+from service.api.params import int_param, is_job_id
 from service.api.problems import Problem, not_found, validation_problem
 from service.api.representations import decode_cursor, encode_cursor, event_json, job_json
 from service.domain.jobs import Job
 from service.domain.requests import JobRequest
 from service.domain.states import TERMINAL, JobStatus
 from service.netguard import UnsafeCallback, check_callback
-from service.store.manager import IdempotencyConflict, TooManyUnfinished, request_hash
+from service.store.manager import IdempotencyConflict, Principal, TooManyUnfinished, request_hash
 from service.workers.context import new_owner
 from service.workers.poller import poll_job
 
@@ -140,22 +143,36 @@ async def create_job(request: Request) -> Response:
 
 async def _visible_job(request: Request, *scopes: str) -> Job:
     principal = await require(request, *scopes)
-    job = await ctx_of(request).store.get_job(
-        request.path_params["job_id"], visible_client(principal)
+    job_id = request.path_params["job_id"]
+    job = (
+        await ctx_of(request).store.get_job(job_id, visible_client(principal))
+        if is_job_id(job_id)
+        else None
     )
     if job is None:
         raise not_found()
     return job
 
 
-async def _writable_job(request: Request) -> Job:
+async def _writable_job(request: Request) -> tuple[Principal, Job]:
     principal = await require(request, JOBS_WRITE)
-    job = await ctx_of(request).store.get_job(
-        request.path_params["job_id"], writable_client(principal)
+    job_id = request.path_params["job_id"]
+    job = (
+        await ctx_of(request).store.get_job(job_id, writable_client(principal))
+        if is_job_id(job_id)
+        else None
     )
     if job is None:
         raise not_found()
-    return job
+    return principal, job
+
+
+def _answer(principal: Principal, job: Job, empty_status: int) -> Response:
+    """The job, for a key that may read it; a key that may only write learns nothing more
+    than that the action was taken."""
+    if can_read(principal):
+        return _job_response(job)
+    return Response(status_code=empty_status)
 
 
 async def get_job(request: Request) -> Response:
@@ -172,13 +189,10 @@ async def list_jobs(request: Request) -> Response:
             status = JobStatus(params["status"])
         except ValueError:
             errors.append({"field": "status", "message": "unknown status", "type": "enum"})
-    limit = 20
-    if params.get("limit"):
-        raw = params["limit"]
-        if raw.isdigit() and 1 <= int(raw) <= 100:
-            limit = int(raw)
-        else:
-            errors.append({"field": "limit", "message": "must be 1 to 100", "type": "range"})
+    try:
+        limit = int_param(params, "limit", 1, 100, 20)
+    except Problem as problem:
+        errors.extend(problem.errors or [])
     if errors:
         raise Problem(
             422, "Invalid request", "Invalid query parameters.", type_="validation", errors=errors
@@ -196,14 +210,28 @@ async def list_jobs(request: Request) -> Response:
     )
 
 
+EVENTS_PAGE = 100
+EVENTS_PAGE_MAX = 500
+
+
 async def list_events(request: Request) -> Response:
+    """Oldest first, `EVENTS_PAGE` at a time; pass `next_cursor` back as `cursor`."""
     job = await _visible_job(request, JOBS_READ, OPS_READ)
-    events = await ctx_of(request).store.list_events(job.id)
-    return JSONResponse({"items": [event_json(e) for e in events]})
+    params = request.query_params
+    limit = int_param(params, "limit", 1, EVENTS_PAGE_MAX, EVENTS_PAGE)
+    after = decode_cursor(params["cursor"]) if params.get("cursor") else None
+    events = await ctx_of(request).store.list_events(job.id, after, limit + 1)
+    page, more = events[:limit], len(events) > limit
+    return JSONResponse(
+        {
+            "items": [event_json(e) for e in page],
+            "next_cursor": encode_cursor(page[-1].id) if more and page else None,
+        }
+    )
 
 
 async def cancel_job(request: Request) -> Response:
-    job = await _writable_job(request)
+    principal, job = await _writable_job(request)
     ctx = ctx_of(request)
     for _ in range(3):  # the job may move under us (queued → processing); follow it
         if job.status in TERMINAL:
@@ -218,7 +246,7 @@ async def cancel_job(request: Request) -> Response:
             values={"error_code": "canceled", "error_message": "canceled by the client"},
         )
         if applied.changed and applied.job is not None:
-            return _job_response(applied.job)
+            return _answer(principal, applied.job, 204)
         if applied.job is None:
             raise not_found()
         job = applied.job
@@ -226,25 +254,46 @@ async def cancel_job(request: Request) -> Response:
 
 
 async def refresh_job(request: Request) -> Response:
-    job = await _writable_job(request)
+    """Poll the provider for this job now: at most once per REFRESH_INTERVAL_SECONDS per
+    job (across replicas: the claim checks the job's last refresh), else 429."""
+    principal, job = await _writable_job(request)
     ctx = ctx_of(request)
     if job.status is JobStatus.PROCESSING:
         owner = new_owner("refresh")
         now = ctx.work.clock()
-        claimed = await ctx.store.claim_job(job.id, now, owner, ctx.work.lease_until(now))
+        interval = ctx.settings.refresh_interval_seconds
+        claimed = await ctx.store.claim_for_refresh(
+            job.id, now, owner, ctx.work.lease_until(now), interval
+        )
         if claimed is not None:
             applied = await poll_job(ctx.work, claimed, owner, source="refresh")
             if applied.job is not None:
-                return _job_response(applied.job)
+                return _answer(principal, applied.job, 202)
         job = await ctx.store.get_job_by_id(job.id) or job
+        wait = _refresh_wait(job, now, interval)
+        if wait is not None:
+            raise Problem(
+                429,
+                "Too many requests",
+                f"A job is refreshed at most once every {interval:g} s.",
+                type_="rate-limited",
+                headers={"Retry-After": str(wait)},
+            )
     elif job.status is JobStatus.QUEUED:
         ctx.wake_submitter()
-    return _job_response(job)
+    return _answer(principal, job, 202)
+
+
+def _refresh_wait(job: Job, now: datetime, interval: float) -> int | None:
+    if job.status is not JobStatus.PROCESSING or job.refreshed_at is None:
+        return None
+    left = (job.refreshed_at - now).total_seconds() + interval
+    return max(math.ceil(left), 1) if left > 0 else None
 
 
 async def replay_callback(request: Request) -> Response:
     """Send the job's callback event again: a new attempt, the same webhook-id."""
-    job = await _writable_job(request)
+    _principal, job = await _writable_job(request)
     ctx = ctx_of(request)
     if job.callback_url is None:
         raise Problem(404, "Not found", "This job has no callback.", type_="not-found")

@@ -83,10 +83,20 @@ async def _receive(request: Request, ctx: ApiContext, token: str, track_id: int)
         values.setdefault("provider_id", reply.provider_id)
 
     applied = await ctx.store.record_webhook(
-        track_id, now, raw, outcome.to_status, values, notes, reject_reason=reject
+        track_id,
+        now,
+        raw,
+        outcome.to_status,
+        values,
+        notes,
+        reject_reason=reject,
+        token_grace_seconds=ctx.settings.webhook_token_grace_hours * 3600,
     )
     if applied.job is None:
         raise _unknown("gone")
+    if applied.expired:
+        log.warning("webhook refused: the token's job finished too long ago")
+        raise _unknown("expired")
     if reject:
         raise _refuse(
             "mismatch",

@@ -39,6 +39,7 @@ class Job:
     callback_url: str | None
     callback_status: str | None
     metadata: dict[str, Any]
+    refreshed_at: datetime | None = None  # the last POST /refresh that polled the provider
 
     @property
     def track_id(self) -> int:

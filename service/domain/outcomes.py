@@ -36,11 +36,12 @@ def outcome_of(reply: ProviderReply) -> Outcome:
         )
     if reply.kind is ReplyKind.PROCESSING:
         return Outcome(None, eta_seconds=reply.eta_seconds)
-    warning = (
-        "success_without_output"
-        if reply.raw_status.lower() == "success"
-        else f"unknown_status:{reply.raw_status[:64]}"
-    )
+    if reply.problem:
+        warning = f"malformed_reply:{reply.problem}"
+    elif reply.raw_status.lower() == "success":
+        warning = "success_without_output"
+    else:
+        warning = f"unknown_status:{reply.raw_status[:64]}"
     return Outcome(None, eta_seconds=reply.eta_seconds, warning=warning)
 
 

@@ -25,7 +25,4 @@ class ProviderReply:
     message: str | None = None
     track_id: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_final(self) -> bool:
-        return self.kind in (ReplyKind.SUCCESS, ReplyKind.ERROR)
+    problem: str | None = None  # why a reply of a known status was refused as malformed

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.domain import jsonsafe
+
 MAX_METADATA_BYTES = 16 * 1024
 MAX_PROMPT_CHARS = 4000
 
@@ -62,10 +64,25 @@ class JobRequest(BaseModel):
             raise ValueError("must be an http(s) URL")
         return value
 
+    @field_validator("image", "prompt", "negative_prompt", "callback_url", mode="before")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        """Whatever the entry point (API, CLI), nothing a database or a reader chokes on."""
+        if isinstance(value, str):
+            try:
+                jsonsafe.check_value(value)
+            except jsonsafe.UnsafeJson as exc:
+                raise ValueError(exc.message) from None
+        return value
+
     @field_validator("metadata")
     @classmethod
     def _metadata_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+        try:
+            jsonsafe.check_value(value, "metadata")
+        except jsonsafe.UnsafeJson as exc:
+            raise ValueError(exc.message) from None
+        if len(json.dumps(value, separators=(",", ":"), allow_nan=False)) > MAX_METADATA_BYTES:
             raise ValueError(f"must serialise to at most {MAX_METADATA_BYTES} bytes")
         return value
 

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+# However long the provider says to wait (an eta or a retry_after of 1e12), no date moves
+# further than this; callers clamp it to the job's deadline besides.
+MAX_DELAY_SECONDS = 366 * 24 * 3600.0
+
+
+def _after(now: datetime, seconds: float, not_after: datetime | None = None) -> datetime:
+    """`now + seconds`, clamped to [now, now + MAX_DELAY_SECONDS] and to `not_after`."""
+    at = now + timedelta(seconds=min(max(seconds, 0.0), MAX_DELAY_SECONDS))
+    return at if not_after is None else min(at, not_after)
 
 
 def deadline(started_at: datetime, timeout_seconds: float) -> datetime:
@@ -16,11 +27,15 @@ def is_past_deadline(started_at: datetime, timeout_seconds: float, now: datetime
 
 
 def first_poll_at(
-    submitted_at: datetime, eta_seconds: float | None, grace_seconds: float
+    submitted_at: datetime,
+    eta_seconds: float | None,
+    grace_seconds: float,
+    not_after: datetime | None = None,
 ) -> datetime:
-    """A processing job is overdue at `submitted_at + eta + grace`: the sweeper's first poll."""
-    eta = max(eta_seconds or 0.0, 0.0)
-    return submitted_at + timedelta(seconds=eta + grace_seconds)
+    """A processing job is overdue at `submitted_at + eta + grace`: the sweeper's first poll
+    (never after `not_after`, the job's deadline, however large the eta)."""
+    eta = min(max(eta_seconds or 0.0, 0.0), MAX_DELAY_SECONDS)
+    return _after(submitted_at, eta + grace_seconds, not_after)
 
 
 def backoff_seconds(
@@ -50,7 +65,7 @@ def next_poll_at(
     delay = backoff_seconds(attempt, base_seconds, max_seconds, rng)
     if eta_seconds is not None and eta_seconds > delay:
         delay = min(eta_seconds, max_seconds)
-    return min(now + timedelta(seconds=delay), job_deadline)
+    return _after(now, delay, job_deadline)
 
 
 def retry_at(
@@ -60,9 +75,27 @@ def retry_at(
     max_seconds: float,
     retry_after_seconds: float | None = None,
     rng: random.Random | None = None,
+    not_after: datetime | None = None,
 ) -> datetime:
-    """When to retry a provider call that failed retryably (429, 5xx, timeout)."""
+    """When to retry a provider call that failed retryably (429, 5xx, timeout): backoff, or
+    the provider's retry_after if longer, never past `not_after` (the job's deadline)."""
     delay = backoff_seconds(attempt, base_seconds, max_seconds, rng)
     if retry_after_seconds is not None:
         delay = max(delay, retry_after_seconds)
-    return now + timedelta(seconds=delay)
+    return _after(now, delay, not_after)
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A `Retry-After` header: delay-seconds, or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return min(float(text[:12]), MAX_DELAY_SECONDS)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return min(max((when - now).total_seconds(), 0.0), MAX_DELAY_SECONDS)

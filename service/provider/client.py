@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import ipaddress
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from service import metrics
+from service.clock import utcnow
+from service.domain import jsonsafe
 from service.domain.redaction import redact
-from service.domain.replies import ProviderReply
-from service.provider.replies import as_number, parse_reply
+from service.domain.replies import ProviderReply, ReplyKind
+from service.domain.scheduling import retry_after_seconds
+from service.provider.replies import as_number, parse_reply, speaks_of_capacity
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
@@ -42,9 +44,11 @@ class ProviderRejected(ProviderError):
 
 
 def _body(response: httpx.Response) -> Any:
+    """The reply as strict JSON (no NaN, no NUL, bounded nesting: what we store must load
+    back), or None."""
     try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return jsonsafe.loads(response.content)
+    except ValueError:  # UnsafeJson, JSONDecodeError, UnicodeDecodeError
         return None
 
 
@@ -57,9 +61,19 @@ def _message(data: Any, response: httpx.Response) -> str:
 
 
 def _retry_after(data: Any, response: httpx.Response) -> float | None:
+    """The body's `retry_after` (seconds), else the `Retry-After` header (seconds or an
+    HTTP date). Callers clamp it to the job's deadline."""
     if isinstance(data, dict) and as_number(data.get("retry_after")) is not None:
         return as_number(data.get("retry_after"))
-    return as_number(response.headers.get("retry-after"))
+    return retry_after_seconds(response.headers.get("retry-after"), utcnow())
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 class ModelsLabClient:
@@ -69,13 +83,9 @@ class ModelsLabClient:
         api_key: str,
         timeout_seconds: float = 20.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        key_is_secret: bool = True,
     ) -> None:
-        """`key_is_secret=False` for the simulator's placeholder key, which is not a secret
-        and would otherwise be cut out of every URL that contains the word."""
         self.base_url = base_url.rstrip("/")
         self._key = api_key
-        self._key_is_secret = key_is_secret
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
@@ -104,13 +114,21 @@ class ModelsLabClient:
         return await self._post(url, {"key": self._key}, "fetch", secrets=())
 
     def _is_provider_url(self, url: str) -> bool:
-        ours, theirs = urlsplit(self.base_url), urlsplit(url)
-        if theirs.scheme not in ("http", "https") or not theirs.hostname or not ours.hostname:
+        """The provider's own origin (scheme, host and port alike), or, for a named host,
+        a subdomain of its registered domain (`api.modelslab.com` for `modelslab.com`).
+        Parsed as httpx will send it, so `127.0.0.1:18406.evil.test` is not ours."""
+        try:
+            ours, theirs = httpx.URL(self.base_url), httpx.URL(url)
+        except (httpx.InvalidURL, ValueError):
             return False
-        if theirs.hostname == ours.hostname:
+        if theirs.scheme not in ("http", "https") or not theirs.host or theirs.userinfo:
+            return False
+        if (theirs.scheme, theirs.host, theirs.port) == (ours.scheme, ours.host, ours.port):
             return True
-        domain = ".".join(ours.hostname.split(".")[-2:])
-        return "." in domain and theirs.hostname.endswith("." + domain)
+        if theirs.scheme != "https" or theirs.port is not None or _is_address(ours.host):
+            return False
+        domain = ".".join(ours.host.split(".")[-2:])
+        return "." in domain and theirs.host.endswith("." + domain)
 
     async def _post(
         self, url: str, body: dict[str, Any], operation: str, secrets: tuple[str, ...]
@@ -118,7 +136,7 @@ class ModelsLabClient:
         """Replies and error messages come back with our key and the webhook URL (which
         holds the job's token) redacted, so they can be stored and logged."""
         started = time.perf_counter()
-        hidden = (self._key, *secrets) if self._key_is_secret else secrets
+        hidden = (self._key, *secrets)
         try:
             return await self._call(url, body, operation, hidden)
         except ProviderRejected as exc:
@@ -159,4 +177,9 @@ class ModelsLabClient:
             raise ProviderRejected(code, _message(data, response))
         if data is None:
             raise RetryableProviderError("bad_reply", f"{operation}: reply is not JSON")
-        return parse_reply(redact(data, hidden))
+        reply = parse_reply(redact(data, hidden))
+        if reply.kind is ReplyKind.ERROR and speaks_of_capacity(reply.message):
+            raise RetryableProviderError(
+                "rate_limited", reply.message or "queue full", _retry_after(data, response)
+            )
+        return reply

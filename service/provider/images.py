@@ -5,19 +5,41 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import warnings
 
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024
+MAX_SIDE = 1440  # the seed's largest width and height
 
 
 def decode_base64_image(data: str) -> bytes | None:
     if data.startswith("data:") and "," in data:
         data = data.split(",", 1)[1]
+    if len(data) > MAX_INPUT_BYTES * 4 // 3 + 4:
+        return None
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def inspect_image(data: bytes) -> str | None:
+    """Why these bytes may not be outpainted (a decompression bomb, or over 1440 px on a
+    side), read from the header alone; None when they may (or are no image at all, which
+    the simulator answers with a placeholder)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            return "The image is too large to decode (a decompression bomb)."
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+            return None
+    if width > MAX_SIDE or height > MAX_SIDE:
+        return f"The image is {width}x{height} px; at most {MAX_SIDE} px on a side."
+    return None
 
 
 def _placeholder(seed: int) -> Image.Image:
@@ -29,11 +51,11 @@ def _placeholder(seed: int) -> Image.Image:
 
 
 def _open(source: bytes | None, seed: int) -> Image.Image:
-    if source:
+    if source and inspect_image(source) is None:
         try:
             with Image.open(io.BytesIO(source)) as img:
                 return img.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError):
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
             pass
     return _placeholder(seed)
 

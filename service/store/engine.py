@@ -10,14 +10,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _sqlite_hooks(engine)
         return engine
     # No pre-ping: it costs a round trip per checkout on every hot path. A connection that
     # died with the server fails one request and is then dropped by the pool (is_disconnect);
     # recycling bounds how long an idle connection lives.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300, pool_pre_ping=False
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=300,
+        pool_pre_ping=False,
+        hide_parameters=True,  # errors never carry bound values (key hashes, bodies) to a log
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service import metrics
-from service.domain import callbacks
+from service.domain import callbacks, intake
 from service.domain.jobs import Event, Job
 from service.domain.outcomes import path_to
 from service.domain.requests import JobRequest
@@ -288,9 +288,11 @@ class Store:
             rows = (await conn.execute(q.list_jobs(client_id, status, before_id, limit))).all()
         return [job_from_row(r) for r in rows]
 
-    async def list_events(self, job_id: int) -> list[Event]:
+    async def list_events(
+        self, job_id: int, after_id: int | None = None, limit: int | None = None
+    ) -> list[Event]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(q.list_events(job_id))).all()
+            rows = (await conn.execute(q.list_events(job_id, after_id, limit))).all()
         return [event_from_row(r) for r in rows]
 
     # --- claims -----------------------------------------------------------------------------
@@ -341,6 +343,22 @@ class Store:
     ) -> Job | None:
         rows = await self._claim(
             q.claim_one(job_id, [JobStatus.PROCESSING], now, owner, lease_until)
+        )
+        return rows[0] if rows else None
+
+    async def claim_for_refresh(
+        self, job_id: int, now: datetime, owner: str, lease_until: datetime, interval: float
+    ) -> Job | None:
+        """Claim a processing job for a client's refresh, at most once per `interval`."""
+        rows = await self._claim(
+            q.claim_one(
+                job_id,
+                [JobStatus.PROCESSING],
+                now,
+                owner,
+                lease_until,
+                refreshed_before=now - timedelta(seconds=interval),
+            )
         )
         return rows[0] if rows else None
 
@@ -502,11 +520,15 @@ class Store:
         values: dict[str, Any],
         notes: Iterable[Note] = (),
         reject_reason: str | None = None,
+        token_grace_seconds: float = 24 * 3600,
     ) -> Applied:
         """Store a webhook's raw body, count it, and apply it, in one transaction.
 
         With `reject_reason`, the webhook is recorded and counted but changes nothing else.
-        On PostgreSQL a finishing webhook takes one round trip (`WEBHOOK_FINISH_PG`).
+        A webhook for a job finished more than `token_grace_seconds` ago is refused
+        (`expired`) and leaves no trace; past the first few, bodies that change nothing are
+        only counted. On PostgreSQL a finishing webhook for a processing job takes one
+        round trip (`WEBHOOK_FINISH_PG`).
         """
         notes = list(notes)
         if (
@@ -520,22 +542,34 @@ class Store:
             if done is not None:
                 return done
         async with self.engine.begin() as conn:
+            found = (await conn.execute(q.get_job(job_id, for_update=True))).first()
+            if found is None:
+                return Applied(None, False)
+            job = job_from_row(found)
+            if intake.token_expired(job, now, token_grace_seconds):
+                return Applied(job, False, expired=True)
+            changes = bool(
+                reject_reason is None and to_status is not None and path_to(job.status, to_status)
+            )
             row = (
                 await conn.execute(q.update_job(job_id, {"webhooks": jobs.c.webhooks + 1}, now))
-            ).first()
-            if row is None:
-                return Applied(None, False)
+            ).one()
             job = job_from_row(row)
-            detail: dict[str, Any] = {"body": raw_body}
-            if reject_reason:
-                detail["rejected"] = reject_reason
-            await conn.execute(q.insert_event(job_id, now, "webhook", "provider", detail))
-            for note in notes:
-                await conn.execute(q.insert_event(job_id, now, note.kind, note.source, note.detail))
+            if intake.keeps_body(job.webhooks, changes):
+                detail: dict[str, Any] = {"body": raw_body}
+                if reject_reason:
+                    detail["rejected"] = reject_reason
+                await conn.execute(q.insert_event(job_id, now, "webhook", "provider", detail))
+                for note in notes:
+                    await conn.execute(
+                        q.insert_event(job_id, now, note.kind, note.source, note.detail)
+                    )
             if reject_reason:
                 return Applied(job, False)
             if to_status is None and not values:
                 return Applied(job, False)
+            if not changes and job.webhooks > intake.WEBHOOK_BODIES_KEPT:
+                return Applied(job, False)  # only counted
             return await self._apply(conn, job, now, "webhook", to_status, values, None)
 
     async def prune(
@@ -724,8 +758,8 @@ class Store:
     ) -> Applied | None:
         """`WEBHOOK_FINISH_PG` as a prepared statement on the asyncpg connection itself, in
         one driver transaction (with the callback's outbox row when there is one). None when
-        the general path must run: a queued job (the webhook beat the submit reply, and the
-        job goes through processing first)."""
+        the general path must run: the job was not processing (a queued job goes through
+        processing first; a finished one is a duplicate, subject to token expiry)."""
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
@@ -746,11 +780,11 @@ class Store:
                 )
                 if record is None:
                     return Applied(None, False)
-                if record["found_status"] == JobStatus.QUEUED.value:
+                if record["found_status"] != JobStatus.PROCESSING.value:
                     return None
                 job = job_from_mapping(record)
-                applied = record["found_status"] == JobStatus.PROCESSING.value
-                if applied and job.callback_url:
+                applied = True
+                if job.callback_url:
                     event_type, body = callbacks.payload(job, now)
                     await driver.execute(
                         q.INSERT_DELIVERY_DRIVER,

@@ -137,8 +137,11 @@ def get_job_by_public_id(public_id: str, client_id: int | None) -> Select[Any]:
     return stmt
 
 
-def get_job(job_id: int) -> Select[Any]:
-    return select(jobs).where(jobs.c.id == job_id)
+def get_job(job_id: int, for_update: bool = False) -> Select[Any]:
+    """One job by id; `for_update` locks its row until the transaction ends (PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already holds the whole database)."""
+    stmt = select(jobs).where(jobs.c.id == job_id)
+    return stmt.with_for_update() if for_update else stmt
 
 
 def get_job_by_idempotency_key(client_id: int, key: str) -> Select[Any]:
@@ -212,18 +215,27 @@ def claim_due(
 
 
 def claim_one(
-    job_id: int, statuses: Iterable[JobStatus], now: datetime, owner: str, lease_until: datetime
+    job_id: int,
+    statuses: Iterable[JobStatus],
+    now: datetime,
+    owner: str,
+    lease_until: datetime,
+    refreshed_before: datetime | None = None,
 ) -> Update:
-    return (
-        update(jobs)
-        .where(
-            jobs.c.id == job_id,
-            jobs.c.status.in_([s.value for s in statuses]),
-            _claimable(jobs, now),
-        )
-        .values(lease_owner=owner, lease_expires_at=lease_until)
-        .returning(*jobs.c)
+    """Claim one job. With `refreshed_before` (a client's refresh), only if its last
+    refresh is older than that, and stamp this one."""
+    stmt = update(jobs).where(
+        jobs.c.id == job_id,
+        jobs.c.status.in_([s.value for s in statuses]),
+        _claimable(jobs, now),
     )
+    values: dict[str, Any] = {"lease_owner": owner, "lease_expires_at": lease_until}
+    if refreshed_before is not None:
+        stmt = stmt.where(
+            or_(jobs.c.refreshed_at.is_(None), jobs.c.refreshed_at <= refreshed_before)
+        )
+        values["refreshed_at"] = now
+    return stmt.values(**values).returning(*jobs.c)
 
 
 def update_job(
@@ -393,8 +405,12 @@ def insert_event(
     )
 
 
-def list_events(job_id: int) -> Select[Any]:
-    return select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+def list_events(job_id: int, after_id: int | None, limit: int | None) -> Select[Any]:
+    """Oldest first, keyset-paginated on the event id."""
+    stmt = select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+    if after_id is not None:
+        stmt = stmt.where(job_events.c.id > after_id)
+    return stmt if limit is None else stmt.limit(limit)
 
 
 def delete_everything() -> list[Delete]:
@@ -599,58 +615,41 @@ WITH cur AS (
     UPDATE jobs SET
         webhooks = jobs.webhooks + 1,
         updated_at = CAST(:now AS timestamptz),
-        version = jobs.version + CASE WHEN cur.old_status = 'processing' THEN 2 ELSE 1 END,
-        status = CASE WHEN cur.old_status = 'processing' THEN CAST(:to AS varchar)
-                      ELSE jobs.status END,
-        output = CASE WHEN cur.old_status = 'processing' AND :to = 'succeeded'
-                      THEN CAST(:output AS jsonb) ELSE jobs.output END,
-        error_code = CASE WHEN cur.old_status = 'processing' AND :to = 'failed'
-                          THEN CAST(:error_code AS varchar) ELSE jobs.error_code END,
-        error_message = CASE WHEN cur.old_status = 'processing' AND :to = 'failed'
-                             THEN CAST(:error_message AS text) ELSE jobs.error_message END,
-        provider_status = CASE WHEN cur.old_status = 'processing'
-                               THEN CAST(:provider_status AS varchar) ELSE jobs.provider_status END,
-        provider_id = CASE WHEN cur.old_status = 'processing'
-                           THEN COALESCE(jobs.provider_id, CAST(:provider_id AS varchar))
-                           ELSE jobs.provider_id END,
-        completed_at = CASE WHEN cur.old_status = 'processing' THEN CAST(:now AS timestamptz)
-                            ELSE jobs.completed_at END,
-        next_poll_at = CASE WHEN cur.old_status = 'processing' THEN NULL ELSE jobs.next_poll_at END,
-        lease_owner = CASE WHEN cur.old_status = 'processing' THEN NULL ELSE jobs.lease_owner END,
-        lease_expires_at = CASE WHEN cur.old_status = 'processing' THEN NULL
-                                ELSE jobs.lease_expires_at END,
-        callback_status = CASE WHEN cur.old_status = 'processing' AND jobs.callback_url IS NOT NULL
-                               THEN 'pending' ELSE jobs.callback_status END
+        version = jobs.version + 2,
+        status = CAST(:to AS varchar),
+        output = CAST(:output AS jsonb),
+        error_code = CAST(:error_code AS varchar),
+        error_message = CAST(:error_message AS text),
+        provider_status = CAST(:provider_status AS varchar),
+        provider_id = COALESCE(CAST(:provider_id AS varchar), jobs.provider_id),
+        completed_at = CAST(:now AS timestamptz),
+        next_poll_at = NULL,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        callback_status = CASE WHEN jobs.callback_url IS NOT NULL THEN 'pending' END
     FROM cur
-    WHERE jobs.id = cur.id AND cur.old_status <> 'queued'
-    RETURNING jobs.*, cur.old_status AS old_status
+    WHERE jobs.id = cur.id AND cur.old_status = 'processing'
+    RETURNING jobs.*
 ), events AS (
     INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
     SELECT upd.id, CAST(:now AS timestamptz), e.kind, e.source, e.from_status, e.to_status, e.detail
     FROM upd CROSS JOIN LATERAL (VALUES
         (1, 'webhook', 'provider', NULL::varchar, NULL::varchar, CAST(:detail AS jsonb)),
-        (2,
-         CASE WHEN upd.old_status = 'processing' THEN 'transition' ELSE 'ignored' END,
-         'webhook',
-         CASE WHEN upd.old_status = 'processing' THEN 'processing' END,
-         CASE WHEN upd.old_status = 'processing' THEN CAST(:to AS varchar) END,
-         CASE WHEN upd.old_status = 'processing' THEN '{}'::jsonb
-              ELSE jsonb_build_object('expected', upd.old_status, 'found', upd.old_status,
-                                      'wanted', CAST(:to AS varchar)) END)
+        (2, 'transition', 'webhook', 'processing', CAST(:to AS varchar), '{}'::jsonb)
     ) AS e(ord, kind, source, from_status, to_status, detail)
     ORDER BY e.ord
 ), counts AS (
     INSERT INTO status_counts (client_id, status, shard, n)
     SELECT upd.client_id, d.status, :shard, d.n
     FROM upd CROSS JOIN (VALUES ('processing', -1), (CAST(:to AS varchar), 1)) AS d(status, n)
-    WHERE upd.old_status = 'processing'
     ON CONFLICT (client_id, status, shard) DO UPDATE SET n = status_counts.n + EXCLUDED.n
 )
 SELECT cur.old_status AS found_status, upd.* FROM cur LEFT JOIN upd ON true
 """
-"""A finishing webhook in one round trip: count it, store its raw body, move a processing
-job to the terminal state (or record why not), and keep the counters, in one statement.
-Returns the found status; a queued job is left untouched for the general path."""
+"""A finishing webhook for a processing job in one round trip: count it, store its raw
+body, move the job to the terminal state, and keep the counters. Returns the status found;
+any other status is left untouched for the general path (which applies the state machine,
+token expiry and the body cap)."""
 
 
 # --- the job creation hot path (PostgreSQL) ------------------------------------------------

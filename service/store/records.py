@@ -29,6 +29,7 @@ class Note:
 class Applied:
     job: Job | None  # the row after the change, or as found when nothing changed
     changed: bool
+    expired: bool = False  # a webhook whose token's job finished too long ago: refused
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ def job_from_mapping(m: Any) -> Job:
         callback_url=m["callback_url"],
         callback_status=m["callback_status"],
         metadata=m["metadata"] or {},
+        refreshed_at=m["refreshed_at"],
     )
 
 

@@ -97,6 +97,8 @@ jobs = Table(
     Column("callback_url", Text),
     Column("callback_status", String(20)),  # pending, delivered, failing, dead; or NULL
     Column("metadata", Json, nullable=False),
+    # The last `POST /v1/jobs/{id}/refresh` that polled the provider (one per interval).
+    Column("refreshed_at", UTCDateTime()),
     UniqueConstraint("client_id", "idempotency_key"),
     # One partial index per claim query, matching its WHERE and ORDER BY, so a claim reads
     # only unfinished rows however much finished history the table holds.

@@ -12,7 +12,7 @@ import httpx
 
 from service import metrics
 from service.domain import callbacks
-from service.netguard import UnsafeCallback, check_callback, pinned_transport
+from service.netguard import UnsafeCallback, guarded_client
 from service.provider.replies import as_number
 from service.store.manager import Delivery
 from service.workers.context import WorkContext
@@ -45,16 +45,14 @@ async def deliver(ctx: WorkContext, delivery: Delivery, owner: str) -> None:
     unsafe = False
     started = time.perf_counter()
     try:
-        addresses = await check_callback(delivery.url, s.allow_private_callbacks)
+        http = await guarded_client(
+            delivery.url, s.allow_private_callbacks, s.callback_timeout_seconds
+        )
     except UnsafeCallback as exc:
         error, unsafe = f"unsafe_url: {exc}", True
     else:
         try:
-            async with httpx.AsyncClient(
-                transport=pinned_transport(addresses),
-                timeout=httpx.Timeout(s.callback_timeout_seconds),
-                follow_redirects=False,
-            ) as http:
+            async with http:
                 response = await http.post(delivery.url, content=delivery.body, headers=headers)
             status_code = response.status_code
             if status_code in HONOUR_RETRY_AFTER:

@@ -38,15 +38,13 @@ async def poll_job(ctx: WorkContext, job: Job, owner: str, source: str = "sweepe
     except ProviderError as exc:
         now = ctx.clock()
         retry_after = exc.retry_after if isinstance(exc, RetryableProviderError) else None
-        when = min(
-            scheduling.retry_at(
-                now,
-                job.attempts,
-                s.retry_backoff_base_seconds,
-                s.retry_backoff_max_seconds,
-                retry_after,
-            ),
-            deadline,
+        when = scheduling.retry_at(
+            now,
+            job.attempts,
+            s.retry_backoff_base_seconds,
+            s.retry_backoff_max_seconds,
+            retry_after,
+            not_after=deadline,
         )
         log.warning("poll of job %s failed (%s); next at %s", job.public_id, exc.kind, when)
         metrics.POLLS.labels("error").inc()

@@ -58,6 +58,7 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
             s.retry_backoff_base_seconds,
             s.retry_backoff_max_seconds,
             exc.retry_after,
+            not_after=scheduling.deadline(job.created_at, s.job_timeout_seconds),
         )
         log.warning("submit of job %s failed (%s); retry at %s", job.public_id, exc.kind, when)
         metrics.SUBMITS.labels("error").inc()
@@ -110,10 +111,11 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
     to_status = outcome.to_status or JobStatus.PROCESSING
     if to_status is JobStatus.PROCESSING:
         deadline = scheduling.deadline(now, s.job_timeout_seconds)
-        first = scheduling.first_poll_at(now, reply.eta_seconds, s.eta_grace_seconds)
         values.update(
-            eta_at=scheduling.first_poll_at(now, reply.eta_seconds, 0.0),
-            next_poll_at=min(first, deadline),
+            eta_at=scheduling.first_poll_at(now, reply.eta_seconds, 0.0, deadline),
+            next_poll_at=scheduling.first_poll_at(
+                now, reply.eta_seconds, s.eta_grace_seconds, deadline
+            ),
             attempts=0,
             **RELEASE,
         )

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from service.domain.states import JobStatus
-from tests.conftest import Api, now
+from collections.abc import AsyncIterator
 
-CB = "https://93.184.216.34/hooks/outpaint"
-BODY = {"image": "https://example.com/in.png"}
+import httpx
+import pytest
+
+from service.app import create_app
+from service.domain.states import JobStatus
+from tests.conftest import Api, make_settings, now
+
+# Loopback (no worker runs here, so nothing is ever sent), allowed by the setting below.
+CB = "http://127.0.0.1:9/hooks/outpaint"
+BODY = {"image": "https://example.invalid/in.png"}
+
+
+@pytest.fixture
+async def api(db_url: str) -> AsyncIterator[Api]:
+    settings = make_settings(db_url, allow_private_callbacks=True)
+    app = create_app(settings, run_workers=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(client, app.state.ctx.store, settings)
 
 
 async def finished(api: Api, headers: dict[str, str], **extra: object) -> dict:  # type: ignore[type-arg]
@@ -58,9 +75,9 @@ async def test_a_clients_default_callback_url_is_used_when_a_job_names_none(api:
     assert job["callback_url"] == CB
     own = (
         await api.client.post(
-            "/v1/jobs", json={**BODY, "callback_url": "https://93.184.216.35/x"}, headers=headers
+            "/v1/jobs", json={**BODY, "callback_url": "http://127.0.0.1:9/x"}, headers=headers
         )
     ).json()
-    assert own["callback_url"] == "https://93.184.216.35/x"
+    assert own["callback_url"] == "http://127.0.0.1:9/x"
     theirs = (await api.client.post("/v1/jobs", json=BODY, headers=await api.key("team-b"))).json()
     assert theirs["callback_url"] is None

@@ -9,7 +9,7 @@ from tests.conftest import Api, now
 from tests.factories import client_id, processing_job
 
 BODY = {
-    "image": "https://example.com/in.png",
+    "image": "https://example.invalid/in.png",
     "prompt": "a lighthouse",
     "width": 256,
     "height": 192,

@@ -9,7 +9,7 @@ from service.domain.tokens import make_token
 from tests.conftest import Api, now
 from tests.factories import client_id, processing_job, queued_job
 
-OUT = "https://cdn.example/out.png"
+OUT = "https://cdn.example.invalid/out.png"
 
 
 async def setup(api: Api):  # type: ignore[no-untyped-def]

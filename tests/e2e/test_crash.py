@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.live import free_port
-from tests.processes import Proc, clean_env, wait_healthy
+from tests.processes import STANDALONE_SIM, Proc, clean_env, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ async def test_sigkill_mid_burst_loses_no_accepted_job(db_url: str, tmp_path: Pa
     base_env = clean_env()
     sim = Proc(
         ["simulator", "--port", str(sim_port)],
-        {**base_env, "SIM_ETA_SECONDS": "0.5"},
+        {**base_env, **STANDALONE_SIM, "SIM_ETA_SECONDS": "0.5"},
         tmp_path / "sim.log",
     )
     env = {

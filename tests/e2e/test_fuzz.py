@@ -49,7 +49,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             assert principal is not None
             for _ in range(3):  # so lists answer jobs, and their shape is checked too
                 await store.create_job(
-                    principal.client_id, JobRequest(image="https://example.com/a.png"), None, now()
+                    principal.client_id,
+                    JobRequest(image="https://example.invalid/a.png"),
+                    None,
+                    now(),
                 )
             return raw
         finally:

@@ -26,7 +26,14 @@ async def test_no_secret_reaches_logs_events_or_errors(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     provider = LiveServer()
-    simulator = Simulator(SimulatorConfig(public_url=provider.url, eta_seconds=0.2))
+    simulator = Simulator(
+        SimulatorConfig(
+            public_url=provider.url,
+            eta_seconds=0.2,
+            api_key=PROVIDER_KEY,
+            allow_private_urls=True,
+        )
+    )
     await provider.start(simulator.app)
     settings = make_settings(
         db_url,

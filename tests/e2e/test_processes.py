@@ -142,7 +142,7 @@ def test_keys_rotate_secret_and_set_callback(db_url: str) -> None:
         "--scopes",
         "jobs:write",
         "--callback-url",
-        "https://93.184.216.34/cb",
+        "https://hooks.example.invalid/cb",
     )
     first_secret = created.stdout.strip().splitlines()[-2]
     rotated = run_cli(db_url, "keys", "rotate-secret", "team-c")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.live import free_port
-from tests.processes import Proc, clean_env, wait_healthy
+from tests.processes import STANDALONE_SIM, Proc, clean_env, wait_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgresql]
 
@@ -34,6 +34,7 @@ async def test_three_replicas_one_killed_every_job_succeeds_without_overlapping_
         ["simulator", "--port", str(sim_port)],
         {
             **base_env,
+            **STANDALONE_SIM,
             "SIM_ETA_SECONDS": "0.5",
             "SIM_WEBHOOK_DROP_RATE": "1",
             "SIM_FETCH_DELAY_SECONDS": "0.3",

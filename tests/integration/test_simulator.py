@@ -17,7 +17,9 @@ from tests.live import LiveServer
 
 @pytest.fixture
 async def sim(live: LiveServer) -> AsyncIterator[tuple[httpx.AsyncClient, Simulator]]:
-    simulator = Simulator(SimulatorConfig(public_url=live.url, eta_seconds=0.2, seed=1))
+    simulator = Simulator(
+        SimulatorConfig(public_url=live.url, eta_seconds=0.2, seed=1, api_key="k")
+    )
     await live.start(simulator.app)
     async with httpx.AsyncClient(base_url=f"{live.url}/api/v6") as client:
         yield client, simulator

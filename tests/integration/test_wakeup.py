@@ -24,7 +24,7 @@ IDLE = 30.0  # the fallback tick: far longer than this test may wait
 async def test_a_job_created_elsewhere_is_submitted_without_waiting_for_the_tick(
     db_url: str, store: Store, live: LiveServer
 ) -> None:
-    simulator = Simulator(SimulatorConfig(public_url=live.url, eta_seconds=5))
+    simulator = Simulator(SimulatorConfig(public_url=live.url, eta_seconds=5, api_key="k"))
     await live.start(simulator.app)
     settings = make_settings(db_url, submit_idle_seconds=IDLE, sweep_interval_seconds=IDLE)
     sqlite = settings.is_sqlite

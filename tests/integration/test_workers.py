@@ -37,7 +37,7 @@ async def make_rig(
     base: str | None = None,
     **sim: object,
 ) -> Rig:
-    simulator = Simulator(SimulatorConfig(public_url=live.url, **sim))  # type: ignore[arg-type]
+    simulator = Simulator(SimulatorConfig(public_url=live.url, api_key="k", **sim))  # type: ignore[arg-type]
     await live.start(simulator.app)
     settings = make_settings(
         db_url,

@@ -107,7 +107,7 @@ async def test_fetch_uses_fetch_result_on_the_provider_host_only() -> None:
 
     c = client_for(handler)
     await c.fetch("https://modelslab.com/api/v6/image_editing/fetch/5", "5")
-    await c.fetch("https://evil.example/steal", "6")  # never send the key elsewhere
+    await c.fetch("https://evil.example.invalid/steal", "6")  # never send the key elsewhere
     await c.fetch(None, "7")
     await c.aclose()
     assert urls == [

@@ -8,7 +8,7 @@ from service.domain.redaction import REDACTED, redact
 from service.provider.client import ModelsLabClient, ProviderRejected
 
 KEY = "sk-provider-secret-0123456789"
-HOOK = "https://svc.example/webhooks/modelslab/42.abcdefghijklmnop"
+HOOK = "https://svc.example.invalid/webhooks/modelslab/42.abcdefghijklmnop"
 
 
 def test_fields_and_substrings_are_redacted() -> None:

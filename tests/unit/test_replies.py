@@ -7,7 +7,7 @@ from service.domain.replies import ReplyKind
 from service.domain.states import JobStatus
 from service.provider.replies import parse_reply
 
-OUT = "https://cdn.example/x.png"
+OUT = "https://cdn.example.invalid/x.png"
 
 
 def test_processing_reply_with_float_eta_and_fetch_result() -> None:

@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from service.domain.requests import JobRequest
 
-URL = "https://example.com/in.png"
+URL = "https://example.invalid/in.png"
 
 
 def test_defaults_are_the_seeds() -> None:
@@ -51,7 +51,7 @@ def test_image_may_be_base64_or_a_data_url() -> None:
     with pytest.raises(ValidationError):
         JobRequest(image="not an image!")
     with pytest.raises(ValidationError):
-        JobRequest(image="ftp://example.com/a.png")
+        JobRequest(image="ftp://example.invalid/a.png")
 
 
 def test_callback_url_must_be_http() -> None:
@@ -61,7 +61,7 @@ def test_callback_url_must_be_http() -> None:
 
 def test_provider_fields_carry_no_client_only_fields() -> None:
     fields = JobRequest(
-        image=URL, metadata={"a": 1}, callback_url="https://x.example/cb"
+        image=URL, metadata={"a": 1}, callback_url="https://x.example.invalid/cb"
     ).provider_fields()
     assert "metadata" not in fields and "callback_url" not in fields and "seed" not in fields
     assert fields["base64"] is False

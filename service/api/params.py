@@ -1,0 +1,52 @@
+"""Query and path parameters, parsed strictly: ASCII digits within bounds, short printable
+text, ids of our own shape. Anything else is a 422 (or, for a job id, a 404) before any
+query runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from service.api.problems import Problem
+
+_DIGITS = re.compile(r"[0-9]{1,18}")  # never str.isdigit(): it takes "²", which int() refuses
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def invalid(field: str, message: str, type_: str = "value") -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        "Invalid query parameters.",
+        type_="validation",
+        errors=[{"field": field, "message": message, "type": type_}],
+    )
+
+
+def ascii_int(text: str) -> int | None:
+    """The value of 1 to 18 ASCII digits, else None."""
+    return int(text) if _DIGITS.fullmatch(text) else None
+
+
+def int_param(params: Mapping[str, str], name: str, low: int, high: int, default: int) -> int:
+    raw = params.get(name)
+    if not raw:
+        return default
+    value = ascii_int(raw)
+    if value is None or not low <= value <= high:
+        raise invalid(name, f"must be an integer from {low} to {high}", "range")
+    return value
+
+
+def text_param(params: Mapping[str, str], name: str, max_length: int = 200) -> str | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    if len(raw) > max_length or not raw.isprintable():
+        raise invalid(name, f"must be 1 to {max_length} printable characters")
+    return raw
+
+
+def is_job_id(text: str) -> bool:
+    """Could this be one of our public job ids? (Keeps NUL and odd text out of queries.)"""
+    return _JOB_ID.fullmatch(text) is not None
