@@ -111,8 +111,9 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     host = args.host or "127.0.0.1"
     port = args.port or 8100
     key = settings.sim_api_key or "simulator"
-    simulator = Simulator(simulator_config(settings, f"http://{host}:{port}", key))
-    print(f"ModelsLab simulator: MODELSLAB_BASE_URL=http://{host}:{port}/api/v6", flush=True)
+    public_url = (args.public_url or f"http://{host}:{port}").rstrip("/")
+    simulator = Simulator(simulator_config(settings, public_url, key))
+    print(f"ModelsLab simulator: MODELSLAB_BASE_URL={public_url}/api/v6", flush=True)
     if not settings.sim_api_key:
         print("it answers the key 'simulator' (set SIM_API_KEY for another)", flush=True)
     uvicorn.run(simulator.app, host=host, port=port, log_config=None)
@@ -242,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulator", help="the ModelsLab simulator alone")
     sim.add_argument("--host")
     sim.add_argument("--port", type=int)
+    sim.add_argument(
+        "--public-url",
+        help="where clients reach it (its output and fetch URLs); default http://HOST:PORT",
+    )
     sim.set_defaults(func=cmd_simulator)
 
     prune = sub.add_parser("prune", help="delete finished jobs (and their events)")

@@ -73,8 +73,9 @@ class JsonFormatter(logging.Formatter):
 
 
 _PATTERNS = (
-    # Webhook tokens travel in the URL path.
+    # Webhook tokens travel in the URL path, and may turn up alone in a message.
     (re.compile(r"(/webhooks/modelslab/)[^\s\"'?#&]+"), r"\1[redacted]"),
+    (re.compile(r"\b[0-9]{1,18}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"), "[redacted-token]"),
     # Client API keys and callback signing secrets, wherever they turn up.
     (re.compile(r"\bopj_[A-Za-z0-9_-]{8,}"), "opj_[redacted]"),
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{8,}"), "whsec_[redacted]"),

@@ -149,11 +149,20 @@ def build_document() -> dict[str, Any]:
                 "summary": "A job's history",
                 "operationId": "listJobEvents",
                 "security": [{"bearer": []}],
-                "parameters": [JOB_ID],
+                "parameters": [
+                    JOB_ID,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
                 "responses": {
-                    "200": _json("EventList", "Every event, oldest first"),
+                    "200": _json("EventList", "A page of events, oldest first"),
                     **AUTH_ERRORS,
                     "404": _problem("No such job for this key"),
+                    "422": _problem("Invalid query parameters"),
                 },
             }
         },
@@ -164,7 +173,8 @@ def build_document() -> dict[str, Any]:
                 "security": [{"bearer": []}],
                 "parameters": [JOB_ID],
                 "responses": {
-                    "200": _json("Job", "The canceled job"),
+                    "200": _json("Job", "The canceled job (for a key that may read jobs)"),
+                    "204": {"description": "Canceled (a key without jobs:read learns no more)"},
                     **AUTH_ERRORS,
                     "404": _problem("No such job for this key"),
                     "409": _problem("The job is already finished"),
@@ -178,9 +188,11 @@ def build_document() -> dict[str, Any]:
                 "security": [{"bearer": []}],
                 "parameters": [JOB_ID],
                 "responses": {
-                    "200": _json("Job", "The job after the poll"),
+                    "200": _json("Job", "The job after the poll (for a key that may read jobs)"),
+                    "202": {"description": "Polled (a key without jobs:read learns no more)"},
                     **AUTH_ERRORS,
                     "404": _problem("No such job for this key"),
+                    "429": _problem("Refreshed too recently", RETRY_AFTER),
                 },
             }
         },

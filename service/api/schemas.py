@@ -57,6 +57,7 @@ class Event(BaseModel):
 
 class EventList(BaseModel):
     items: list[Event]
+    next_cursor: str | None = None
 
 
 class FieldError(BaseModel):

@@ -51,7 +51,7 @@ def _path(parent: str, part: str | int) -> str:
 def check_value(value: Any, field: str = "body", depth: int = 0) -> None:
     """Raise UnsafeJson if `value` (parsed JSON, or anything built of dicts, lists and
     scalars) holds something we do not store."""
-    if depth > MAX_DEPTH:
+    if isinstance(value, dict | list | tuple) and depth >= MAX_DEPTH:
         raise UnsafeJson(f"nested more than {MAX_DEPTH} levels deep", field)
     if isinstance(value, str):
         if _BAD_CHARS.search(value):

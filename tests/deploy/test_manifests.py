@@ -106,7 +106,7 @@ def test_every_setting_named_in_config_is_a_real_setting() -> None:
 def test_compose_has_postgres_migrate_api_worker_in_order() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "migrate", "api", "worker"}
+    assert set(services) == {"postgres", "migrate", "api", "worker", "simulator"}
     assert services["migrate"]["command"] == ["migrate"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for role, command in (("api", ["serve", "--no-workers"]), ("worker", ["worker"])):
@@ -128,3 +128,27 @@ def test_dockerfile_is_slim_non_root_and_does_not_migrate() -> None:
     cmd = " ".join(re.findall(r"^(?:CMD|ENTRYPOINT) (.+)$", text, re.M))
     assert "migrate" not in cmd
     assert "HEALTHCHECK" in final
+
+
+def test_the_simulator_stays_out_of_every_deployment() -> None:
+    """deploy/ runs against the real provider: a missing MODELSLAB_API_KEY stops compose
+    (it would otherwise mount the simulator), k8s takes it from the Secret, and the
+    simulator is only a compose service of its own behind the `simulator` profile."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    for name, service in services.items():
+        if name == "simulator":
+            assert service["profiles"] == ["simulator"]
+            assert service["command"][0] == "simulator"
+            continue
+        assert "simulator" not in service.get("command", [])
+        env = service.get("environment", {})
+        if name != "postgres":
+            assert env["MODELSLAB_API_KEY"].startswith("${MODELSLAB_API_KEY:?")
+            assert env["PUBLIC_BASE_URL"].startswith("${PUBLIC_BASE_URL:?")
+    for doc in k8s():
+        if doc["kind"] in ("Deployment", "Job"):
+            assert "simulator" not in container(doc)["args"]
+    assert by_kind("Secret")["outpaint-jobs"]["stringData"]["MODELSLAB_API_KEY"]
+    config = by_kind("ConfigMap")["outpaint-jobs"]["data"]
+    assert not any(name.startswith("SIM_") for name in config)

@@ -90,3 +90,36 @@ async def test_fetch_of_an_unknown_id_answers_failed(
     client, _ = sim
     r = (await client.post("/image_editing/fetch/1", json={"key": "k"})).json()
     assert r == {"status": "failed", "id": "", "message": "Request not found"}
+
+
+async def test_generations_are_bounded_and_their_ids_unguessable(live: LiveServer) -> None:
+    simulator = Simulator(
+        SimulatorConfig(public_url=live.url, eta_seconds=0, api_key="k", max_generations=3)
+    )
+    await live.start(simulator.app)
+    body = {"key": "k", "image": png_base64((8, 8)), "base64": True}
+    async with httpx.AsyncClient(base_url=f"{live.url}/api/v6") as client:
+        ids = [
+            (await client.post("/image_editing/outpaint", json={**body, "track_id": n})).json()[
+                "id"
+            ]
+            for n in range(5)
+        ]
+        assert len(set(ids)) == 5 and all(i >= 2**52 for i in ids)
+        oldest = await client.post(f"/image_editing/fetch/{ids[0]}", json={"key": "k"})
+        newest = await client.post(f"/image_editing/fetch/{ids[-1]}", json={"key": "k"})
+        assert oldest.json()["message"] == "Request not found"
+        assert newest.json()["status"] == "success"
+        assert (await client.post(f"/image_editing/fetch/{ids[-1]}", json={})).status_code == 401
+    assert len(simulator._generations) == 3
+
+
+def test_instrumentation_forgets_its_oldest_keys() -> None:
+    from service.provider.simulator import Bounded, Tally
+
+    tally: Tally[str] = Tally(limit=3)
+    outcomes: Bounded[str, str] = Bounded(limit=3)
+    for n in range(10):
+        tally[str(n)] += 1
+        outcomes[str(n)] = "success"
+    assert list(tally) == ["7", "8", "9"] and list(outcomes) == ["7", "8", "9"]

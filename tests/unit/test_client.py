@@ -1,6 +1,7 @@
 """The ModelsLab client against a mocked transport (the only place the provider is mocked)."""
 
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -122,3 +123,82 @@ async def test_fetch_with_nothing_to_poll_is_refused() -> None:
     with pytest.raises(ProviderRejected):
         await c.fetch(None, None)
     await c.aclose()
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["Rate limit exceeded. Maximum 5 queued requests allowed.", "Queue is full, try later"],
+)
+async def test_an_error_that_speaks_of_the_queue_is_retried_like_a_429(message: str) -> None:
+    c = client_for(
+        lambda r: httpx.Response(
+            200, json={"status": "error", "message": message, "retry_after": 7}
+        )
+    )
+    with pytest.raises(RetryableProviderError) as info:
+        await c.submit({"image": "https://x/i.png"}, "https://me/webhook", 1)
+    await c.aclose()
+    assert info.value.kind == "rate_limited" and info.value.retry_after == 7
+
+
+async def test_a_retry_after_date_is_read() -> None:
+    from email.utils import format_datetime
+
+    from service.clock import utcnow
+
+    when = format_datetime(utcnow() + timedelta(seconds=90), usegmt=True)
+    c = client_for(lambda r: httpx.Response(503, headers={"Retry-After": when}))
+    with pytest.raises(RetryableProviderError) as info:
+        await c.fetch(None, "1")
+    await c.aclose()
+    assert info.value.retry_after is not None and 85 <= info.value.retry_after <= 90
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://modelslab.com.evil.invalid/steal",
+        "https://modelslab.com:444/api/v6/image_editing/fetch/5",
+        "http://modelslab.com/api/v6/image_editing/fetch/5",
+        "https://user@modelslab.com/api/v6/image_editing/fetch/5",
+        "https://evilmodelslab.com/x",
+    ],
+)
+async def test_a_fetch_result_off_the_providers_origin_is_not_used(url: str) -> None:
+    urls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return httpx.Response(200, json={"status": "processing"})
+
+    c = client_for(handler)
+    await c.fetch(url, "5")
+    await c.aclose()
+    assert urls == [f"{BASE}/image_editing/fetch/5"]
+
+
+async def test_a_lookalike_of_a_loopback_provider_is_not_used() -> None:
+    urls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return httpx.Response(200, json={"status": "processing"})
+
+    c = ModelsLabClient(
+        "http://127.0.0.1:18406/api/v6", "k", transport=httpx.MockTransport(handler)
+    )
+    await c.fetch("http://127.0.0.1:18406.evil.invalid/steal", "5")
+    await c.fetch("http://127.0.0.1:18406/api/v6/image_editing/fetch/6", "6")
+    await c.aclose()
+    assert urls == [
+        "http://127.0.0.1:18406/api/v6/image_editing/fetch/5",
+        "http://127.0.0.1:18406/api/v6/image_editing/fetch/6",
+    ]
+
+
+async def test_a_reply_with_values_no_store_can_hold_is_a_bad_reply() -> None:
+    c = client_for(lambda r: httpx.Response(200, content=b'{"status": "processing", "eta": NaN}'))
+    with pytest.raises(RetryableProviderError) as info:
+        await c.fetch(None, "1")
+    await c.aclose()
+    assert info.value.kind == "bad_reply"

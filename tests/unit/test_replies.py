@@ -78,3 +78,29 @@ def test_nonsense_never_raises(body: object) -> None:
 def test_bad_eta_values_are_dropped() -> None:
     for eta in ["nan", "inf", -5, True, "x"]:
         assert parse_reply({"status": "processing", "eta": eta}).eta_seconds is None
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "javascript:alert(1)", "//x.invalid/a", "data:,x"]
+)
+def test_an_output_that_is_not_http_makes_the_reply_malformed(url: str) -> None:
+    reply = parse_reply({"status": "success", "output": [OUT, url]})
+    assert reply.kind is ReplyKind.UNKNOWN and reply.problem == "output_not_http"
+    outcome = outcome_of(reply)
+    assert outcome.to_status is None and outcome.warning == "malformed_reply:output_not_http"
+
+
+def test_odd_ids_and_statuses_are_bounded() -> None:
+    reply = parse_reply(
+        {
+            "status": "x" * 500,
+            "id": {"nested": "object"},
+            "track_id": "²",
+            "fetch_result": "javascript:alert(1)",
+        }
+    )
+    assert len(reply.raw_status) <= 64 and reply.provider_id is None
+    assert reply.track_id is None and reply.fetch_result is None
+    assert parse_reply({"status": "processing", "id": 10**30}).provider_id is None
+    assert parse_reply({"status": "processing", "id": " 123 "}).provider_id == "123"
+    assert parse_reply({"status": "processing", "track_id": 1e300}).track_id is None

@@ -58,3 +58,22 @@ def test_deadline_and_timeout() -> None:
 def test_retry_honours_retry_after_when_longer() -> None:
     at = scheduling.retry_at(T0, 0, 2, 300, retry_after_seconds=60, rng=random.Random(0))
     assert at == T0 + timedelta(seconds=60)
+
+
+def test_an_enormous_eta_or_retry_after_is_clamped_to_the_deadline() -> None:
+    deadline = T0 + timedelta(hours=1)
+    assert scheduling.first_poll_at(T0, 1e12, 10, deadline) == deadline
+    assert scheduling.first_poll_at(T0, 1e308, 10) == T0 + timedelta(
+        seconds=scheduling.MAX_DELAY_SECONDS
+    )
+    assert scheduling.retry_at(T0, 0, 2, 300, 1e12, not_after=deadline) == deadline
+    assert scheduling.next_poll_at(T0, 3, 5, 300, deadline, eta_seconds=1e300) <= deadline
+
+
+def test_retry_after_takes_seconds_or_an_http_date() -> None:
+    assert scheduling.retry_after_seconds("120", T0) == 120
+    assert scheduling.retry_after_seconds("Wed, 25 Nov 2026 12:02:00 GMT", T0) == 120
+    assert scheduling.retry_after_seconds("Wed, 25 Nov 2026 11:00:00 GMT", T0) == 0
+    assert scheduling.retry_after_seconds("9" * 400, T0) == scheduling.MAX_DELAY_SECONDS
+    for nonsense in ("", None, "soon", "²", "-5", "Wed, 99 Nov 2026 12:02:00 GMT"):
+        assert scheduling.retry_after_seconds(nonsense, T0) is None
