@@ -28,8 +28,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
 lint: $(STAMP)
-	$(BIN)/ruff check service tests migrations
-	$(BIN)/ruff format --check service tests migrations
+	$(BIN)/ruff check service tests migrations bench
+	$(BIN)/ruff format --check service tests migrations bench
 	$(BIN)/mypy
 
 clean:

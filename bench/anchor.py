@@ -55,11 +55,11 @@ def build(database_url: str) -> Starlette:
         import asyncpg
 
         pool = await asyncpg.create_pool(database_url, min_size=10, max_size=10)
-        async with pool.acquire() as conn:
-            await conn.execute(
+        async with pool.acquire() as pg:
+            await pg.execute(
                 "CREATE TABLE IF NOT EXISTS anchor (id int PRIMARY KEY, n int, body text)"
             )
-            await conn.execute(
+            await pg.execute(
                 f"INSERT INTO anchor SELECT g, 0, '' FROM generate_series(1, {ROWS}) g ON CONFLICT DO NOTHING"
             )
 

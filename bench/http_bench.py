@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from service.domain.tokens import make_token
-from service.store.engine import make_engine
-from service.store.manager import Store
+from service.store import Store
 from service.store.migrate import upgrade
 from tests.seeding import seed_jobs
 
@@ -53,9 +53,9 @@ def free_port() -> int:
 async def prepare(url: str) -> str:
     """Migrate, create a client key, seed JOBS processing jobs (ids 1..JOBS)."""
     await asyncio.to_thread(upgrade, url)
-    store = Store(make_engine(url))
+    store = Store.connect(url)
     try:
-        key, _ = await store.create_key("bench", ["jobs:write", "jobs:read"], _now())
+        key, _ = await store.clients.create_key("bench", ["jobs:write", "jobs:read"], _now())
         async with store.engine.begin() as conn:
             from datetime import timedelta
 
@@ -71,7 +71,7 @@ async def prepare(url: str) -> str:
         await store.close()
 
 
-def _now():  # type: ignore[no-untyped-def]
+def _now() -> datetime:
     from service.clock import utcnow
 
     return utcnow()
@@ -152,7 +152,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def count_status(url: str, status: str) -> int:
-    store = Store(make_engine(url))
+    store = Store.connect(url)
     try:
         async with store.engine.connect() as conn:
             return int(
@@ -170,8 +170,8 @@ async def end_to_end(url: str, workdir: Path, jobs: int = 300) -> dict[str, Any]
     """The whole service with workers and the in-process simulator (eta 0.2 s): create
     `jobs` jobs as fast as 32 clients can, time until every one has succeeded."""
     await asyncio.to_thread(upgrade, url)
-    store = Store(make_engine(url))
-    key, _ = await store.create_key("e2e", ["jobs:write", "jobs:read"], _now())
+    store = Store.connect(url)
+    key, _ = await store.clients.create_key("e2e", ["jobs:write", "jobs:read"], _now())
     await store.close()
     port = free_port()
     env = {

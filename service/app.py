@@ -19,7 +19,7 @@ from service.api.problems import EXCEPTION_HANDLERS
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
 from service.settings import SIMULATOR_MOUNT, Settings
-from service.store.manager import Store
+from service.store import Store
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
 
@@ -77,7 +77,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
             settings=settings,
             store=store,
             provider=provider,
-            webhook_secret=await store.webhook_secret(settings.webhook_secret),
+            webhook_secret=await store.clients.webhook_secret(settings.webhook_secret),
         )
         logs.register_secret(work.webhook_secret)
         logs.register_secret(settings.provider_key)

@@ -17,8 +17,8 @@ from service.domain.retention import parse_age, prune_cutoff
 from service.domain.states import JobStatus
 from service.provider.simulator import Simulator
 from service.settings import Settings, load_settings
-from service.store.manager import Store
-from service.store.migrate import current_revision, head_revision, upgrade
+from service.store import Store
+from service.store.migrate import MigrationsNotFound, current_revision, head_revision, upgrade
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -48,8 +48,8 @@ async def _bootstrap_admin_key(settings: Settings) -> None:
     """On a database without keys, create an admin key and print it, once."""
     store = Store.connect(settings.database_url)
     try:
-        if await store.count_keys() == 0:
-            key, _secret = await store.create_key("admin", [ADMIN], utcnow())
+        if await store.clients.count_keys() == 0:
+            key, _secret = await store.clients.create_key("admin", [ADMIN], utcnow())
             print(
                 "No API keys existed, so an admin key was created. It is shown only now:\n"
                 f"  {key}\n"
@@ -135,15 +135,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return 2
-                key, secret = await store.create_key(args.name, scopes, utcnow())
+                key, secret = await store.clients.create_key(args.name, scopes, utcnow())
                 if args.callback_url:
-                    await store.set_default_callback(args.name, args.callback_url)
+                    await store.clients.set_default_callback(args.name, args.callback_url)
                 if secret:
                     print(secret)
                 print(key)
             elif args.keys_command == "rotate-secret":
                 grace = timedelta(hours=settings.callback_secret_grace_hours)
-                new = await store.rotate_secret(args.name, utcnow(), grace)
+                new = await store.clients.rotate_secret(args.name, utcnow(), grace)
                 if new is None:
                     print(f"outpaint-jobs: no client named {args.name}", file=sys.stderr)
                     return 1
@@ -153,17 +153,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 )
                 print(new)
             elif args.keys_command == "set-callback":
-                if not await store.set_default_callback(args.name, args.url or None):
+                if not await store.clients.set_default_callback(args.name, args.url or None):
                     print(f"outpaint-jobs: no client named {args.name}", file=sys.stderr)
                     return 1
                 print(f"default callback of {args.name}: {args.url or 'none'}")
             elif args.keys_command == "list":
-                for k in await store.list_keys():
+                for k in await store.clients.list_keys():
                     state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
                     used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
                     print(f"{k.prefix}  {k.client_name:<20} {k.scopes:<30} {state:<24} used {used}")
             elif args.keys_command == "revoke":
-                if not await store.revoke_key(args.prefix, utcnow()):
+                if not await store.clients.revoke_key(args.prefix, utcnow()):
                     print(
                         f"outpaint-jobs: no active key with prefix {args.prefix}", file=sys.stderr
                     )
@@ -187,7 +187,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     async def run() -> int | None:
         store = Store.connect(settings.database_url)
         try:
-            return await store.prune(prune_cutoff(utcnow(), age), batch_size=args.batch_size)
+            return await store.jobs.prune(prune_cutoff(utcnow(), age), batch_size=args.batch_size)
         finally:
             await store.close()
 
@@ -303,4 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except MigrationsNotFound as exc:
+        print(f"outpaint-jobs: {exc}", file=sys.stderr)
+        return 2

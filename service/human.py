@@ -21,7 +21,7 @@ from service.domain.jobs import Job
 from service.domain.states import JobStatus, is_terminal
 from service.domain.views import event_json, job_json
 from service.settings import Settings
-from service.store.manager import Store
+from service.store import Store
 
 
 def _seconds(delta: float) -> str:
@@ -59,16 +59,18 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 
 
 async def _find(store: Store, ident: str) -> Job | None:
-    if ident.isdigit():
-        return await store.get_job_by_id(int(ident))
-    return await store.get_job(ident)
+    if ident.isascii() and ident.isdigit() and len(ident) <= 18:
+        return await store.jobs.get_job_by_id(int(ident))
+    return await store.jobs.get_job(ident)
 
 
 def jobs_list(settings: Settings, status: str | None, limit: int, out: TextIO = sys.stdout) -> int:
     async def run() -> list[Job]:
         store = Store.connect(settings.database_url)
         try:
-            return await store.list_jobs(None, JobStatus(status) if status else None, None, limit)
+            return await store.jobs.list_jobs(
+                None, JobStatus(status) if status else None, None, limit
+            )
         finally:
             await store.close()
 
@@ -95,7 +97,7 @@ def jobs_show(settings: Settings, ident: str, out: TextIO = sys.stdout) -> int:
         store = Store.connect(settings.database_url)
         try:
             job = await _find(store, ident)
-            events = [event_json(e) for e in await store.list_events(job.id)] if job else []
+            events = [event_json(e) for e in await store.jobs.list_events(job.id)] if job else []
             return job, events
         finally:
             await store.close()

@@ -7,9 +7,13 @@ listed in the README's settings table.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from service.domain.changes import Policy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./outpaint-jobs.db"
 SIMULATOR_MOUNT = "/simulator"
@@ -108,6 +112,20 @@ class Settings(BaseSettings):
         from service.domain.callbacks import parse_schedule
 
         return parse_schedule(self.callback_retry_schedule)
+
+    @property
+    def policy(self) -> Policy:
+        """The timing every decision about a job takes (service.domain.changes)."""
+        from service.domain.changes import Policy
+
+        return Policy(
+            eta_grace_seconds=self.eta_grace_seconds,
+            job_timeout_seconds=self.job_timeout_seconds,
+            poll_backoff_base_seconds=self.poll_backoff_base_seconds,
+            poll_backoff_max_seconds=self.poll_backoff_max_seconds,
+            retry_backoff_base_seconds=self.retry_backoff_base_seconds,
+            retry_backoff_max_seconds=self.retry_backoff_max_seconds,
+        )
 
     @property
     def callback_lease_seconds(self) -> float:

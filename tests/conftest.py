@@ -18,10 +18,10 @@ from sqlalchemy.engine import make_url
 
 from service.app import create_app
 from service.settings import Settings
-from service.store.engine import make_engine
-from service.store.manager import Store
+from service.store import Store
 from service.store.migrate import upgrade
 from tests import loopback_guard
+from tests.factories import empty_every_table
 from tests.live import LiveServer
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -114,15 +114,15 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 async def db_url(migrated_db: str) -> str:
     """The run's database, emptied before this test."""
-    store = Store(make_engine(migrated_db))
-    await store.reset_for_tests()
+    store = Store.connect(migrated_db)
+    await empty_every_table(store)
     await store.close()
     return migrated_db
 
 
 @pytest.fixture
 async def store(db_url: str) -> AsyncIterator[Store]:
-    s = Store(make_engine(db_url))
+    s = Store.connect(db_url)
     yield s
     await s.close()
 
@@ -151,7 +151,7 @@ class Api:
     async def key(
         self, client: str = "team-a", scopes: str = "jobs:write,jobs:read"
     ) -> dict[str, str]:
-        raw, _secret = await self.store.create_key(client, scopes.split(","), now())
+        raw, _secret = await self.store.clients.create_key(client, scopes.split(","), now())
         return {"Authorization": f"Bearer {raw}"}
 
 

@@ -1,33 +1,57 @@
-"""Small builders shared by the tests."""
+"""Small builders shared by the tests, and test-only helpers that reach the tables."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete, update
+
+from service.domain.changes import Change, Fields
 from service.domain.jobs import Job
 from service.domain.requests import JobRequest
 from service.domain.states import JobStatus
-from service.store.manager import Store
+from service.store import Store
+from service.store.records import Created
+from service.store.tables import (
+    api_keys,
+    callback_deliveries,
+    clients,
+    job_events,
+    jobs,
+    rate_windows,
+    service_state,
+    status_counts,
+)
 
-IMAGE = "https://example.invalid/in.png"
+IMAGE = "https://images.example.invalid/in.png"
 
 
 async def client_id(store: Store, name: str = "team-a") -> int:
-    await store.create_key(name, ["jobs:write", "jobs:read"], datetime.now().astimezone())
-    principal_keys = await store.list_keys()
-    assert principal_keys
-    # the newest client's id: look it up through a job-free query
-    from service.store import queries as q
-
-    async with store.engine.connect() as conn:
-        return int((await conn.execute(q.get_client_by_name(name))).one().id)
+    await store.clients.create_key(name, ["jobs:write", "jobs:read"], datetime.now().astimezone())
+    found = await store.clients.client_id_of(name)
+    assert found is not None
+    return found
 
 
 async def queued_job(store: Store, client: int, now: datetime, **request: Any) -> Job:
-    job, created = await store.create_job(client, JobRequest(image=IMAGE, **request), None, now)
-    assert created
-    return job
+    result = await store.jobs.create_job(client, JobRequest(image=IMAGE, **request), None, now)
+    assert isinstance(result, Created)
+    return result.job
+
+
+def accepted(now: datetime, poll_in: float = 10.0) -> Change:
+    """What the submitter records when ModelsLab accepted a job (provider id 99)."""
+    return Change(
+        "test",
+        JobStatus.PROCESSING,
+        Fields(
+            provider_id="99",
+            submitted_at=now,
+            next_poll_at=now + timedelta(seconds=poll_in),
+        ),
+        release=True,
+    )
 
 
 async def processing_job(
@@ -40,19 +64,38 @@ async def processing_job(
     """A job as the submitter leaves it after ModelsLab accepted it (no claim involved, so a
     background submitter racing for the queued row cannot get in the way)."""
     job = await queued_job(store, client, now, callback_url=callback_url)
-    applied = await store.apply(
-        job,
-        now,
-        source="test",
-        to_status=JobStatus.PROCESSING,
-        values={
-            "provider_id": "99",
-            "submitted_at": now,
-            "next_poll_at": now + timedelta(seconds=poll_in),
-            "lease_owner": None,
-            "lease_expires_at": None,
-        },
-    )
+    applied = await store.changes.apply_change(job, accepted(now, poll_in), now)
     assert applied.changed and applied.job is not None
     assert applied.job.id == job.id
     return applied.job
+
+
+def to(status: JobStatus, source: str = "test", **fields: Any) -> Change:
+    """A change to `status` (with `fields`), as a test would make it by hand."""
+    return Change(source, status, Fields(**fields))
+
+
+async def force(store: Store, job_id: int, **columns: Any) -> Job:
+    """Test only: set columns of a job directly (a state the flow would take long to
+    reach, such as an eta in the past)."""
+    async with store.db.write() as conn:
+        await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**columns))
+    job = await store.jobs.get_job_by_id(job_id)
+    assert job is not None
+    return job
+
+
+async def empty_every_table(store: Store) -> None:
+    """Test only: empty every table, children first."""
+    async with store.db.write() as conn:
+        for table in (
+            callback_deliveries,
+            job_events,
+            jobs,
+            rate_windows,
+            status_counts,
+            api_keys,
+            clients,
+            service_state,
+        ):
+            await conn.execute(delete(table))

@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from service.api.context import ctx_of
 from service.api.problems import Problem
-from service.store.manager import Principal
+from service.store.records import Principal
 
 JOBS_WRITE = "jobs:write"
 JOBS_READ = "jobs:read"
@@ -27,7 +27,7 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not key.strip():
         raise _unauthorized("Send `Authorization: Bearer KEY`.")
     ctx = ctx_of(request)
-    principal = await ctx.store.authenticate(key.strip(), ctx.work.clock())
+    principal = await ctx.store.clients.authenticate(key.strip(), ctx.work.clock())
     if principal is None:
         raise _unauthorized("The key is unknown or revoked.")
     return principal

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from service.domain.wakeups import Wake
 from service.settings import Settings
-from service.store.manager import Store
+from service.store import Store
+from service.store.records import Applied
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
 
@@ -22,9 +24,15 @@ class ApiContext:
     metrics_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     metrics_refreshed_at: float = float("-inf")
 
-    def wake_submitter(self) -> None:
+    def wake(self, cause: Wake) -> None:
+        """Start this process's workers on `cause` now (other replicas hear the NOTIFY)."""
         if self.workers is not None:
-            self.workers.wake()
+            self.workers.wake(cause)
+
+    def finished(self, applied: Applied) -> None:
+        """A change that may have ended a job: a provider slot and a callback to wake."""
+        if self.workers is not None:
+            self.workers.finished(applied)
 
 
 def ctx_of(request: Request) -> ApiContext:

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.context import ctx_of
-from service.store.migrate import current_revision, head_revision
+from service.store.migrate import MigrationsNotFound, current_revision, head_revision
 
 
 async def healthz(request: Request) -> Response:
@@ -33,7 +33,11 @@ async def readyz(request: Request) -> Response:
         checks["database"] = f"unreachable: {type(exc).__name__}"
         return JSONResponse({"status": "unavailable", "checks": checks}, 503)
     checks["database"] = "ok"
-    head = head_revision(ctx.settings.database_url)
+    try:
+        head = head_revision(ctx.settings.database_url)
+    except MigrationsNotFound as exc:
+        checks["migrations"] = f"cannot tell: {exc}"
+        return JSONResponse({"status": "unavailable", "checks": checks}, 503)
     if current != head:
         checks["migrations"] = f"behind: at {current}, head is {head}"
         return JSONResponse({"status": "unavailable", "checks": checks}, 503)

@@ -26,11 +26,21 @@ from service.api.context import ctx_of
 from service.api.params import int_param, is_job_id
 from service.api.problems import Problem, not_found, validation_problem
 from service.api.representations import decode_cursor, encode_cursor, event_json, job_json
+from service.domain import changes
 from service.domain.jobs import Job
 from service.domain.requests import JobRequest
 from service.domain.states import TERMINAL, JobStatus
+from service.domain.wakeups import Wake
 from service.netguard import UnsafeCallback, check_callback
-from service.store.manager import IdempotencyConflict, Principal, TooManyUnfinished, request_hash
+from service.store.records import (
+    AtCap,
+    Created,
+    CreationLimits,
+    KeyReused,
+    Principal,
+    RateLimited,
+    Replayed,
+)
 from service.workers.context import new_owner
 from service.workers.poller import poll_job
 
@@ -69,8 +79,9 @@ def _job_response(job: Job, status_code: int = 200) -> JSONResponse:
 async def create_job(request: Request) -> Response:
     principal = await require(request, JOBS_WRITE)
     ctx = ctx_of(request)
+    s = ctx.settings
     key = _idempotency_key(request)
-    data = parse_json(await read_body(request, ctx.settings.max_body_bytes))
+    data = parse_json(await read_body(request, s.max_body_bytes))
     if not isinstance(data, dict):
         raise Problem(
             422,
@@ -89,7 +100,7 @@ async def create_job(request: Request) -> Response:
         )
     if job_request.callback_url is not None:
         try:
-            await check_callback(job_request.callback_url, ctx.settings.allow_private_callbacks)
+            await check_callback(job_request.callback_url, s.allow_private_callbacks)
         except UnsafeCallback as exc:
             raise Problem(
                 422,
@@ -98,44 +109,35 @@ async def create_job(request: Request) -> Response:
                 type_="validation",
                 errors=[{"field": "callback_url", "message": str(exc), "type": "unsafe_url"}],
             ) from None
-    if key is not None:
-        found = await ctx.store.find_by_idempotency_key(principal.client_id, key, ctx.work.clock())
-        if found is not None:
-            job, digest = found
-            if digest != request_hash(job_request):
-                raise _idempotency_conflict()
-            return _job_response(job, 200)
     now = ctx.work.clock()
-    wait = await ctx.store.count_creation(
-        principal.client_id, now, 60, ctx.settings.client_jobs_per_minute
-    )
-    if wait is not None:
-        raise Problem(
-            429,
-            "Too many requests",
-            f"At most {ctx.settings.client_jobs_per_minute} jobs a minute per client.",
-            type_="rate-limited",
-            headers={"Retry-After": str(math.ceil(wait))},
-        )
-    try:
-        job, created = await ctx.store.create_job(
-            principal.client_id, job_request, key, now, ctx.settings.client_max_unfinished
-        )
-    except IdempotencyConflict:
-        raise _idempotency_conflict() from None
-    except TooManyUnfinished:
-        raise Problem(
-            429,
-            "Too many unfinished jobs",
-            f"At most {ctx.settings.client_max_unfinished} unfinished jobs per client.",
-            type_="too-many-unfinished",
-            headers={"Retry-After": "30"},
-        ) from None
-    if not created:
-        return _job_response(job, 200)
+    limits = CreationLimits(s.client_jobs_per_minute, s.client_max_unfinished)
+    result = await ctx.store.jobs.create_job(principal.client_id, job_request, key, now, limits)
+    match result:
+        case Replayed(job):
+            return _job_response(job, 200)
+        case KeyReused():
+            raise _idempotency_conflict()
+        case RateLimited(wait):
+            raise Problem(
+                429,
+                "Too many requests",
+                f"At most {s.client_jobs_per_minute} jobs a minute per client.",
+                type_="rate-limited",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        case AtCap():
+            raise Problem(
+                429,
+                "Too many unfinished jobs",
+                f"At most {s.client_max_unfinished} unfinished jobs per client.",
+                type_="too-many-unfinished",
+                headers={"Retry-After": "30"},
+            )
+    assert isinstance(result, Created)
+    job = result.job
     with logs.job_context(job.public_id, job.id):
         log.info("job created for client %s", principal.client_name)
-    ctx.wake_submitter()
+    ctx.wake(Wake.JOB_CREATED)
     response = _job_response(job, 202)
     response.headers["Location"] = f"/v1/jobs/{job.public_id}"
     return response
@@ -145,7 +147,7 @@ async def _visible_job(request: Request, *scopes: str) -> Job:
     principal = await require(request, *scopes)
     job_id = request.path_params["job_id"]
     job = (
-        await ctx_of(request).store.get_job(job_id, visible_client(principal))
+        await ctx_of(request).store.jobs.get_job(job_id, visible_client(principal))
         if is_job_id(job_id)
         else None
     )
@@ -158,7 +160,7 @@ async def _writable_job(request: Request) -> tuple[Principal, Job]:
     principal = await require(request, JOBS_WRITE)
     job_id = request.path_params["job_id"]
     job = (
-        await ctx_of(request).store.get_job(job_id, writable_client(principal))
+        await ctx_of(request).store.jobs.get_job(job_id, writable_client(principal))
         if is_job_id(job_id)
         else None
     )
@@ -198,7 +200,7 @@ async def list_jobs(request: Request) -> Response:
             422, "Invalid request", "Invalid query parameters.", type_="validation", errors=errors
         )
     before = decode_cursor(params["cursor"]) if params.get("cursor") else None
-    items = await ctx_of(request).store.list_jobs(
+    items = await ctx_of(request).store.jobs.list_jobs(
         visible_client(principal), status, before, limit + 1
     )
     page, more = items[:limit], len(items) > limit
@@ -220,7 +222,7 @@ async def list_events(request: Request) -> Response:
     params = request.query_params
     limit = int_param(params, "limit", 1, EVENTS_PAGE_MAX, EVENTS_PAGE)
     after = decode_cursor(params["cursor"]) if params.get("cursor") else None
-    events = await ctx_of(request).store.list_events(job.id, after, limit + 1)
+    events = await ctx_of(request).store.jobs.list_events(job.id, after, limit + 1)
     page, more = events[:limit], len(events) > limit
     return JSONResponse(
         {
@@ -238,13 +240,8 @@ async def cancel_job(request: Request) -> Response:
             raise Problem(
                 409, "Conflict", f"The job is already {job.status.value}.", type_="job-terminal"
             )
-        applied = await ctx.store.apply(
-            job,
-            ctx.work.clock(),
-            source="api",
-            to_status=JobStatus.CANCELED,
-            values={"error_code": "canceled", "error_message": "canceled by the client"},
-        )
+        applied = await ctx.store.changes.apply_change(job, changes.cancel(), ctx.work.clock())
+        ctx.finished(applied)
         if applied.changed and applied.job is not None:
             return _answer(principal, applied.job, 204)
         if applied.job is None:
@@ -262,14 +259,15 @@ async def refresh_job(request: Request) -> Response:
         owner = new_owner("refresh")
         now = ctx.work.clock()
         interval = ctx.settings.refresh_interval_seconds
-        claimed = await ctx.store.claim_for_refresh(
+        claimed = await ctx.store.jobs.claim_for_refresh(
             job.id, now, owner, ctx.work.lease_until(now), interval
         )
         if claimed is not None:
             applied = await poll_job(ctx.work, claimed, owner, source="refresh")
+            ctx.finished(applied)
             if applied.job is not None:
                 return _answer(principal, applied.job, 202)
-        job = await ctx.store.get_job_by_id(job.id) or job
+        job = await ctx.store.jobs.get_job_by_id(job.id) or job
         wait = _refresh_wait(job, now, interval)
         if wait is not None:
             raise Problem(
@@ -280,7 +278,7 @@ async def refresh_job(request: Request) -> Response:
                 headers={"Retry-After": str(wait)},
             )
     elif job.status is JobStatus.QUEUED:
-        ctx.wake_submitter()
+        ctx.wake(Wake.JOB_CREATED)
     return _answer(principal, job, 202)
 
 
@@ -297,7 +295,7 @@ async def replay_callback(request: Request) -> Response:
     ctx = ctx_of(request)
     if job.callback_url is None:
         raise Problem(404, "Not found", "This job has no callback.", type_="not-found")
-    delivery = await ctx.store.replay_callback(job.id, ctx.work.clock())
+    delivery = await ctx.store.callbacks.replay_callback(job.id, ctx.work.clock())
     if delivery is None:
         raise Problem(
             409,
@@ -305,7 +303,7 @@ async def replay_callback(request: Request) -> Response:
             "The job has not finished; there is no event yet.",
             type_="no-callback-yet",
         )
-    ctx.wake_submitter()
+    ctx.wake(Wake.CALLBACK_DUE)
     return JSONResponse(
         {
             "webhook_id": delivery.webhook_id,

@@ -22,10 +22,10 @@ async def _refresh(ctx: ApiContext) -> None:
         if time.monotonic() - ctx.metrics_refreshed_at < ctx.settings.metrics_refresh_seconds:
             return
         now = ctx.work.clock()
-        metrics.STATE.jobs = await ctx.store.counts_by_status()
-        metrics.STATE.callbacks = await ctx.store.deliveries_by_status()
-        metrics.STATE.sweeper_lag_seconds = await ctx.store.sweeper_lag_seconds(now)
-        metrics.STATE.inflight = await ctx.store.inflight(now)
+        metrics.STATE.jobs = await ctx.store.stats.counts_by_status()
+        metrics.STATE.callbacks = await ctx.store.callbacks.deliveries_by_status()
+        metrics.STATE.sweeper_lag_seconds = await ctx.store.stats.sweeper_lag_seconds(now)
+        metrics.STATE.inflight = await ctx.store.jobs.inflight(now)
         ctx.metrics_refreshed_at = time.monotonic()
 
 

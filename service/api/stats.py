@@ -21,13 +21,13 @@ async def stats(request: Request) -> Response:
     client_id = None
     client = text_param(params, "client")
     if client is not None:
-        client_id = await ctx.store.client_id_of(client)
+        client_id = await ctx.store.clients.client_id_of(client)
         if client_id is None:
             raise invalid("client", "no such client")
-    body = await ctx.store.stats(
+    body = await ctx.store.stats.stats(
         ctx.work.clock(), ctx.settings.eta_grace_seconds, window, client_id
     )
-    body["callbacks"] = await ctx.store.deliveries_by_status(client_id)
+    body["callbacks"] = await ctx.store.callbacks.deliveries_by_status(client_id)
     return JSONResponse(body)
 
 

@@ -7,7 +7,6 @@ applied in one transaction, and the 2xx goes out only after that commit.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,12 +16,11 @@ from service import logs, metrics
 from service.api.bodies import parse_json, read_body
 from service.api.context import ApiContext, ctx_of
 from service.api.problems import Problem
-from service.domain.outcomes import outcome_of
+from service.domain.changes import webhook_reply
 from service.domain.redaction import redact
-from service.domain.states import TERMINAL, JobStatus
+from service.domain.states import TERMINAL
 from service.domain.tokens import read_token
 from service.provider.replies import parse_reply
-from service.store.manager import Note
 
 log = logging.getLogger("service.webhooks")
 
@@ -65,29 +63,15 @@ async def _receive(request: Request, ctx: ApiContext, token: str, track_id: int)
         reject = "track_id_mismatch"
         log.warning("webhook for track_id %s carries another track_id: refused", track_id)
 
-    outcome = outcome_of(reply)
-    values: dict[str, Any] = {"provider_status": reply.raw_status}
-    notes: list[Note] = []
-    if outcome.to_status is JobStatus.SUCCEEDED:
-        values["output"] = list(outcome.output)
-    elif outcome.to_status is JobStatus.FAILED:
-        values.update(error_code=outcome.error_code, error_message=outcome.error_message)
-    else:
-        values = {}
-        if outcome.warning:
-            metrics.UNKNOWN_REPLIES.labels("webhook").inc()
-            log.warning("webhook for track_id %s: %s", track_id, outcome.warning)
-            notes.append(Note("warning", "webhook", {"warning": outcome.warning}))
-    if reply.provider_id and outcome.to_status is not None:
-        values.setdefault("provider_id", reply.provider_id)
-
-    applied = await ctx.store.record_webhook(
+    change = webhook_reply(reply)
+    if any(n.kind == "warning" for n in change.notes):
+        metrics.UNKNOWN_REPLIES.labels("webhook").inc()
+        log.warning("webhook for track_id %s: %s", track_id, change.notes[0].detail["warning"])
+    applied = await ctx.store.changes.record_webhook(
         track_id,
+        change,
         now,
         raw,
-        outcome.to_status,
-        values,
-        notes,
         reject_reason=reject,
         token_grace_seconds=ctx.settings.webhook_token_grace_hours * 3600,
     )
@@ -106,8 +90,7 @@ async def _receive(request: Request, ctx: ApiContext, token: str, track_id: int)
         metrics.RESULTS.labels("webhook").inc()
         if applied.job.eta_at is not None:
             metrics.WEBHOOK_LATENESS.observe((now - applied.job.eta_at).total_seconds())
-    if applied.changed and applied.job.status in TERMINAL:
-        ctx.wake_submitter()  # a slot at the provider freed up
+    ctx.finished(applied)
     log.info(
         "webhook for job %s (%s): %s",
         applied.job.public_id,

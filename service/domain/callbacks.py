@@ -10,6 +10,7 @@ import json
 import random
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from service.domain.jobs import Job
@@ -40,10 +41,47 @@ def new_webhook_id() -> str:
 
 
 def payload(job: Job, now: datetime) -> tuple[str, str]:
-    """(event type, body) for a job that just reached a terminal state."""
+    """(event type, body) for a job in a terminal state: the body every attempt of the
+    event sends, built once, at the first attempt. `timestamp` is when the job finished."""
     event_type = EVENT_TYPES[job.status]
-    body = {"type": event_type, "timestamp": rfc3339(now), "data": job_json(job)}
+    when = job.completed_at or now
+    body = {"type": event_type, "timestamp": rfc3339(when), "data": job_json(job)}
     return event_type, json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt, judged: what the outbox row and the job's event record."""
+
+    outcome: str  # delivered, failing, dead
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+    next_attempt_at: datetime | None
+    advance: bool  # one step further along the retry schedule
+
+
+def judge(
+    step: int,
+    status_code: int | None,
+    error: str | None,
+    latency_ms: float,
+    now: datetime,
+    schedule: Sequence[float],
+    *,
+    unsafe: bool = False,
+    retry_after_seconds: float | None = None,
+    rng: random.Random | None = None,
+) -> Attempt:
+    """A 2xx delivers; a 410 or a URL turned unsafe kills the delivery; anything else
+    (another status, a timeout, a connection error) retries on the schedule until it is
+    spent (then dead), waiting at least a 429/503's Retry-After."""
+    if status_code is not None and 200 <= status_code < 300:
+        return Attempt(DELIVERED, status_code, error, latency_ms, None, False)
+    if status_code == 410 or unsafe:
+        return Attempt(DEAD, status_code, error, latency_ms, None, False)
+    later = next_attempt(now, step, schedule, retry_after_seconds, rng)
+    return Attempt(FAILING if later else DEAD, status_code, error, latency_ms, later, True)
 
 
 def _key(secret: str) -> bytes:

@@ -30,20 +30,8 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
 }
 
 
-class IllegalTransition(ValueError):
-    def __init__(self, from_status: JobStatus, to_status: JobStatus) -> None:
-        super().__init__(f"{from_status} -> {to_status} is not a legal transition")
-        self.from_status = from_status
-        self.to_status = to_status
-
-
 def can_transition(from_status: JobStatus, to_status: JobStatus) -> bool:
     return to_status in ALLOWED[from_status]
-
-
-def check_transition(from_status: JobStatus, to_status: JobStatus) -> None:
-    if not can_transition(from_status, to_status):
-        raise IllegalTransition(from_status, to_status)
 
 
 def is_terminal(status: JobStatus) -> bool:

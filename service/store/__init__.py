@@ -1,1 +1,38 @@
-"""Persistence: tables, engine set-up and every query (called through `Store`)."""
+"""The store: the database behind the service, split by area. `Store.jobs` creates, reads
+and claims jobs; `Store.changes` applies the domain's changes to them; `Store.callbacks`
+keeps the callback outbox; `Store.clients` clients and keys; `Store.stats` what ops read."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.store.callbacks import CallbackStore
+from service.store.changes import ChangeStore
+from service.store.clients import ClientStore
+from service.store.db import Database
+from service.store.jobs import JobStore
+from service.store.stats import StatsStore
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.jobs = JobStore(db)
+        self.changes = ChangeStore(db)
+        self.callbacks = CallbackStore(db)
+        self.clients = ClientStore(db)
+        self.stats = StatsStore(db)
+
+    @classmethod
+    def connect(cls, database_url: str) -> Store:
+        """A store on new engines for `database_url` (SQLite pragmas and its one writer,
+        PostgreSQL pool sizes)."""
+        return cls(Database.connect(database_url))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """For readiness checks, plans and migrations' revision: reads only."""
+        return self.db.engine
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-        _sqlite_hooks(engine)
+        _sqlite_hooks(engine, immediate=False)  # readers: a deferred BEGIN never takes the lock
         return engine
     # No pre-ping: it costs a round trip per checkout on every hot path. A connection that
     # died with the server fails one request and is then dropped by the pool (is_disconnect);
@@ -26,9 +26,24 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-def _sqlite_hooks(engine: AsyncEngine) -> None:
-    """WAL, a busy timeout, foreign keys; every transaction starts with BEGIN IMMEDIATE
-    so two writers queue on the lock instead of failing on upgrade."""
+def make_sqlite_writer(url: str) -> AsyncEngine:
+    """SQLite's one writer: a pool of exactly one connection (the store queues writers in
+    front of it), so no write of this process ever waits in SQLite's busy handler."""
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 30},
+        hide_parameters=True,
+        pool_size=1,
+        max_overflow=0,
+    )
+    _sqlite_hooks(engine, immediate=True)
+    return engine
+
+
+def _sqlite_hooks(engine: AsyncEngine, immediate: bool) -> None:
+    """WAL, a busy timeout, foreign keys. The writer starts every transaction with BEGIN
+    IMMEDIATE (another process's writer waits on the lock instead of failing on upgrade);
+    readers with a plain BEGIN, which takes no lock."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -42,4 +57,4 @@ def _sqlite_hooks(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

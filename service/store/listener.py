@@ -1,5 +1,5 @@
-"""LISTEN/NOTIFY on PostgreSQL: a job created (or a provider slot freed) on any replica
-wakes every submitter at once. Periodic polling stays the fallback."""
+"""LISTEN/NOTIFY on PostgreSQL: a job created, or a callback queued, on any replica wakes
+the workers that should act on it at once. Periodic polling stays the fallback."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-log = logging.getLogger("service.listener")
+from service.domain.wakeups import Wake
+from service.store.queries import WAKE_CHANNEL
 
-CHANNEL = "outpaint_jobs"
+log = logging.getLogger("service.listener")
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -23,7 +24,9 @@ def asyncpg_dsn(database_url: str) -> str:
 class Listener:
     """Holds one asyncpg connection LISTENing on CHANNEL; reconnects when it drops."""
 
-    def __init__(self, database_url: str, on_notify: Callable[[], None]) -> None:
+    def __init__(self, database_url: str, on_notify: Callable[[Wake | None], None]) -> None:
+        """`on_notify(cause)`: the cause a notification names, or None (unknown, or the
+        catch-up after a reconnect: wake everything)."""
         self._dsn = asyncpg_dsn(database_url)
         self._on_notify = on_notify
         self._task: asyncio.Task[None] | None = None
@@ -38,8 +41,12 @@ class Listener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _callback(self, *_args: Any) -> None:
-        self._on_notify()
+    def _callback(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            cause: Wake | None = Wake(str(payload))
+        except ValueError:
+            cause = None
+        self._on_notify(cause)
 
     async def _run(self) -> None:
         import asyncpg
@@ -49,10 +56,10 @@ class Listener:
             conn = None
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
-                await conn.add_listener(CHANNEL, self._callback)
+                await conn.add_listener(WAKE_CHANNEL, self._callback)
                 self.connected.set()
                 delay = 0.5
-                self._on_notify()  # catch up on anything sent while we were away
+                self._on_notify(None)  # catch up on anything sent while we were away
                 while not conn.is_closed():
                     await asyncio.sleep(5)
                     await conn.execute("SELECT 1")  # notice a dead connection

@@ -13,24 +13,32 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
-def _root() -> Path:
+def root() -> Path:
     """Where alembic.ini lives: OUTPAINT_ROOT, the source tree, or the working directory
-    (an installed wheel in a container runs from a directory holding `migrations/`)."""
+    (an installed wheel in a container runs from a directory holding `migrations/`).
+    Looked up when a migration command needs it, never at import: every other
+    subcommand of an installed wheel works from any directory."""
     candidates = [Path(__file__).resolve().parents[2], Path.cwd()]
     if os.environ.get("OUTPAINT_ROOT"):
         candidates.insert(0, Path(os.environ["OUTPAINT_ROOT"]))
     for path in candidates:
         if (path / "alembic.ini").is_file():
             return path
-    raise FileNotFoundError("alembic.ini not found; set OUTPAINT_ROOT to the project directory")
+    raise MigrationsNotFound(
+        "alembic.ini and migrations/ were not found in "
+        + ", ".join(str(c) for c in candidates)
+        + ": run from the directory that holds them, or set OUTPAINT_ROOT to it"
+    )
 
 
-ROOT = _root()
+class MigrationsNotFound(FileNotFoundError):
+    """No alembic.ini (with its migrations/) where we looked."""
 
 
 def alembic_config(url: str) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    base = root()
+    cfg = Config(str(base / "alembic.ini"))
+    cfg.set_main_option("script_location", str(base / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["configure_logging"] = False
     return cfg

@@ -5,7 +5,6 @@ Each function builds a SQLAlchemy Core statement; none touches a connection.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -35,8 +34,8 @@ from sqlalchemy.sql.dml import ReturningDelete
 from sqlalchemy.sql.elements import ColumnElement
 
 from service.domain.states import JobStatus
+from service.domain.wakeups import Wake
 from service.store.tables import (
-    COUNT_SHARDS,
     api_keys,
     callback_deliveries,
     clients,
@@ -46,6 +45,10 @@ from service.store.tables import (
     service_state,
     status_counts,
 )
+
+WAKE_CHANNEL = "outpaint_jobs"  # LISTENed to by every worker (service/store/listener.py)
+WAKE_JOB_CREATED = Wake.JOB_CREATED
+WAKE_CALLBACK_DUE = Wake.CALLBACK_DUE
 
 # --- service state -----------------------------------------------------------------------
 
@@ -364,9 +367,19 @@ def count_unfinished_of_client(client_id: int) -> Select[Any]:
     )
 
 
-def notify_submitters() -> TextClause:
-    """PostgreSQL: wake every replica's submitter when this transaction commits."""
-    return text("SELECT pg_notify('outpaint_jobs', '')")
+def lock_client(client_id: int) -> TextClause:
+    """PostgreSQL: one creation per client at a time (its idempotency look-up, rate window
+    and unfinished cap are then exact), until the transaction ends."""
+    return text("SELECT pg_advisory_xact_lock(:space, CAST(:client AS integer))").bindparams(
+        space=CLIENT_LOCK_SPACE, client=client_id
+    )
+
+
+def notify_workers(cause: Wake) -> TextClause:
+    """PostgreSQL: wake every replica's workers, for `cause`, when this transaction commits."""
+    return text("SELECT pg_notify(:channel, :cause)").bindparams(
+        channel=WAKE_CHANNEL, cause=cause.value
+    )
 
 
 def forget_idempotency_key(client_id: int, key: str, created_before: datetime) -> Update:
@@ -413,23 +426,6 @@ def list_events(job_id: int, after_id: int | None, limit: int | None) -> Select[
     return stmt if limit is None else stmt.limit(limit)
 
 
-def delete_everything() -> list[Delete]:
-    """Tests only: empty every table, children first."""
-    return [
-        delete(t)
-        for t in (
-            callback_deliveries,
-            job_events,
-            jobs,
-            rate_windows,
-            status_counts,
-            api_keys,
-            clients,
-            service_state,
-        )
-    ]
-
-
 # --- client callbacks --------------------------------------------------------------------
 
 
@@ -451,10 +447,6 @@ def rotate_client_secret(name: str, new_secret: str, old_expires_at: datetime) -
 
 def set_default_callback(name: str, url: str | None) -> Update:
     return update(clients).where(clients.c.name == name).values(default_callback_url=url)
-
-
-def insert_delivery(values: Mapping[str, Any]) -> Insert:
-    return insert(callback_deliveries).values(**values)
 
 
 def claim_deliveries(now: datetime, owner: str, lease_until: datetime, limit: int) -> Update:
@@ -604,131 +596,3 @@ def completion_times(since: datetime, client_id: int | None, limit: int) -> Sele
         .limit(limit)
     )
     return _for_client(stmt, client_id)
-
-
-# --- the webhook hot path (PostgreSQL) -----------------------------------------------------
-
-WEBHOOK_FINISH_SQL = """
-WITH cur AS (
-    SELECT id, client_id, status AS old_status FROM jobs WHERE id = :id FOR UPDATE
-), upd AS (
-    UPDATE jobs SET
-        webhooks = jobs.webhooks + 1,
-        updated_at = CAST(:now AS timestamptz),
-        version = jobs.version + 2,
-        status = CAST(:to AS varchar),
-        output = CAST(:output AS jsonb),
-        error_code = CAST(:error_code AS varchar),
-        error_message = CAST(:error_message AS text),
-        provider_status = CAST(:provider_status AS varchar),
-        provider_id = COALESCE(CAST(:provider_id AS varchar), jobs.provider_id),
-        completed_at = CAST(:now AS timestamptz),
-        next_poll_at = NULL,
-        lease_owner = NULL,
-        lease_expires_at = NULL,
-        callback_status = CASE WHEN jobs.callback_url IS NOT NULL THEN 'pending' END
-    FROM cur
-    WHERE jobs.id = cur.id AND cur.old_status = 'processing'
-    RETURNING jobs.*
-), events AS (
-    INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
-    SELECT upd.id, CAST(:now AS timestamptz), e.kind, e.source, e.from_status, e.to_status, e.detail
-    FROM upd CROSS JOIN LATERAL (VALUES
-        (1, 'webhook', 'provider', NULL::varchar, NULL::varchar, CAST(:detail AS jsonb)),
-        (2, 'transition', 'webhook', 'processing', CAST(:to AS varchar), '{}'::jsonb)
-    ) AS e(ord, kind, source, from_status, to_status, detail)
-    ORDER BY e.ord
-), counts AS (
-    INSERT INTO status_counts (client_id, status, shard, n)
-    SELECT upd.client_id, d.status, :shard, d.n
-    FROM upd CROSS JOIN (VALUES ('processing', -1), (CAST(:to AS varchar), 1)) AS d(status, n)
-    ON CONFLICT (client_id, status, shard) DO UPDATE SET n = status_counts.n + EXCLUDED.n
-)
-SELECT cur.old_status AS found_status, upd.* FROM cur LEFT JOIN upd ON true
-"""
-"""A finishing webhook for a processing job in one round trip: count it, store its raw
-body, move the job to the terminal state, and keep the counters. Returns the status found;
-any other status is left untouched for the general path (which applies the state machine,
-token expiry and the body cap)."""
-
-
-# --- the job creation hot path (PostgreSQL) ------------------------------------------------
-
-CREATE_JOB_SQL = f"""
-WITH open AS (
-    SELECT COALESCE(sum(n), 0) AS n FROM status_counts
-    WHERE client_id = CAST(:client_id AS bigint) AND status IN ('queued', 'processing')
-), j AS (
-    INSERT INTO jobs (public_id, client_id, status, request, idempotency_key, request_hash,
-                      output, created_at, updated_at, next_poll_at, callback_url, metadata)
-    SELECT CAST(:public_id AS varchar), CAST(:client_id AS bigint), 'queued',
-           CAST(:request AS jsonb), CAST(:idempotency_key AS varchar),
-           CAST(:request_hash AS varchar), '[]'::jsonb, CAST(:now AS timestamptz),
-           CAST(:now AS timestamptz), CAST(:now AS timestamptz), CAST(:callback_url AS text),
-           CAST(:metadata AS jsonb)
-    FROM open WHERE open.n < CAST(:max_unfinished AS bigint)
-    RETURNING *
-), created AS (
-    INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
-    SELECT id, CAST(:now AS timestamptz), 'created', 'api', NULL, 'queued', '{{}}'::jsonb FROM j
-), counted AS (
-    INSERT INTO status_counts (client_id, status, shard, n)
-    SELECT CAST(:client_id AS bigint), 'queued', j.id % {COUNT_SHARDS}, 1 FROM j
-    ON CONFLICT (client_id, status, shard) DO UPDATE SET n = status_counts.n + 1
-)
-SELECT j.*, pg_notify('outpaint_jobs', '') AS notified FROM j
-"""
-"""Create a job in one statement, after the client's advisory lock: check the unfinished
-cap against the counters, insert the job, its `created` event and its count, and NOTIFY the
-submitters. No row back means the cap was reached."""
-
-
-WEBHOOK_FINISH_PARAMS = (
-    "id",
-    "now",
-    "to",
-    "output",
-    "error_code",
-    "error_message",
-    "provider_status",
-    "provider_id",
-    "detail",
-    "shard",
-)
-
-
-def positional(sql: str, names: tuple[str, ...]) -> str:
-    """The SQL of a text() statement with :name parameters as asyncpg's $1, $2, …, for the
-    hot path that runs it on the driver connection (a prepared statement, no ORM layer)."""
-    index = {name: i + 1 for i, name in enumerate(names)}
-    return re.sub(r"(?<!:):(\w+)", lambda m: f"${index[m.group(1)]}", sql)
-
-
-WEBHOOK_FINISH_PG_DRIVER = (
-    positional(WEBHOOK_FINISH_SQL, WEBHOOK_FINISH_PARAMS)
-    .replace(
-        "SELECT upd.client_id, d.status, $10, d.n",
-        "SELECT upd.client_id, d.status, $10::integer, d.n",
-    )
-    .replace("WHERE id = $1 FOR UPDATE", "WHERE id = $1::bigint FOR UPDATE")
-)
-
-INSERT_DELIVERY_DRIVER = """
-INSERT INTO callback_deliveries (job_id, client_id, webhook_id, event_type, url, body, status,
-                                 next_attempt_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7)
-"""
-
-CREATE_JOB_PARAMS = (
-    "client_id",
-    "public_id",
-    "request",
-    "idempotency_key",
-    "request_hash",
-    "now",
-    "callback_url",
-    "metadata",
-    "max_unfinished",
-)
-CREATE_JOB_PG_DRIVER = positional(CREATE_JOB_SQL, CREATE_JOB_PARAMS)
-LOCK_CLIENT_DRIVER = f"SELECT pg_advisory_xact_lock({CLIENT_LOCK_SPACE}, $1::integer)"

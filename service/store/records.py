@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,15 +14,6 @@ from sqlalchemy import Row
 from service.domain.jobs import Event, Job
 from service.domain.requests import JobRequest
 from service.domain.states import JobStatus
-
-
-@dataclass(frozen=True)
-class Note:
-    """An event recorded beside a change, whether or not the change happens."""
-
-    kind: str
-    source: str
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,7 +42,7 @@ class Delivery:
     webhook_id: str
     event_type: str
     url: str
-    body: str
+    body: str | None  # built at the first delivery from the terminal job
     status: str
     attempts: int
     schedule_step: int
@@ -160,12 +151,41 @@ def event_from_row(row: Row[Any]) -> Event:
     )
 
 
-class IdempotencyConflict(Exception):
-    """The Idempotency-Key was used before with another body."""
+@dataclass(frozen=True)
+class Created:
+    job: Job
 
 
-class TooManyUnfinished(Exception):
+@dataclass(frozen=True)
+class Replayed:
+    """The Idempotency-Key named this job, created from the same body."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class KeyReused:
+    """The Idempotency-Key was used within 24 hours with another body."""
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    retry_after_seconds: float
+
+
+@dataclass(frozen=True)
+class AtCap:
     """The client already has as many unfinished jobs as it may."""
+
+
+CreateResult = Created | Replayed | KeyReused | RateLimited | AtCap
+
+
+@dataclass(frozen=True)
+class CreationLimits:
+    per_minute: int
+    max_unfinished: int
+    window_seconds: int = 60
 
 
 def aware(value: datetime | str, like: datetime) -> datetime:

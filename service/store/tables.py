@@ -159,7 +159,8 @@ callback_deliveries = Table(
     Column("webhook_id", String(64), nullable=False, unique=True),
     Column("event_type", String(40), nullable=False),
     Column("url", Text, nullable=False),
-    Column("body", Text, nullable=False),  # the exact bytes every attempt sends
+    # The exact bytes every attempt sends: built from the terminal job at the first attempt.
+    Column("body", Text),
     Column("status", String(20), nullable=False),  # pending, failing, delivered, dead
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("schedule_step", Integer, nullable=False, server_default="0"),

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from service.clock import utcnow
+from service.domain.changes import Policy
 from service.provider.client import ModelsLabClient
 from service.settings import Settings
-from service.store.manager import Store
-
-RELEASE = {"lease_owner": None, "lease_expires_at": None}  # values that hand a claim back
+from service.store import Store
 
 
 def new_owner(role: str) -> str:
@@ -28,6 +27,10 @@ class WorkContext:
     provider: ModelsLabClient
     webhook_secret: str
     clock: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def policy(self) -> Policy:
+        return self.settings.policy
 
     def lease_until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.settings.lease_seconds)

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import httpx
 
 from service import metrics
 from service.domain import callbacks
+from service.domain.scheduling import retry_after_seconds
 from service.netguard import UnsafeCallback, guarded_client
-from service.provider.replies import as_number
-from service.store.manager import Delivery
+from service.store.records import Delivery
 from service.workers.context import WorkContext
 
 log = logging.getLogger("service.notifier")
@@ -25,7 +24,9 @@ HONOUR_RETRY_AFTER = frozenset({429, 503})
 async def deliver(ctx: WorkContext, delivery: Delivery, owner: str) -> None:
     s = ctx.settings
     now = ctx.clock()
-    secrets = await ctx.store.client_secrets(delivery.client_id)
+    delivery = await ctx.store.callbacks.with_body(delivery, now)
+    assert delivery.body is not None
+    secrets = await ctx.store.clients.client_secrets(delivery.client_id)
     live = callbacks.live_secrets(
         secrets.current, secrets.previous, secrets.previous_expires_at, now
     )
@@ -56,7 +57,7 @@ async def deliver(ctx: WorkContext, delivery: Delivery, owner: str) -> None:
                 response = await http.post(delivery.url, content=delivery.body, headers=headers)
             status_code = response.status_code
             if status_code in HONOUR_RETRY_AFTER:
-                retry_after = as_number(response.headers.get("retry-after"))
+                retry_after = retry_after_seconds(response.headers.get("retry-after"), now)
         except httpx.TimeoutException:
             error = "timeout"
         except httpx.HTTPError as exc:
@@ -64,39 +65,23 @@ async def deliver(ctx: WorkContext, delivery: Delivery, owner: str) -> None:
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
 
     now = ctx.clock()
-    values: dict[str, Any] = {"last_status_code": status_code, "last_error": error}
-    if status_code is not None and 200 <= status_code < 300:
-        outcome = callbacks.DELIVERED
-        values.update(status=outcome, delivered_at=now, next_attempt_at=None)
-    elif status_code == 410 or unsafe:
-        outcome = callbacks.DEAD  # the receiver is gone, or the URL turned unsafe
-        values.update(status=outcome, next_attempt_at=None)
-    else:
-        later = callbacks.next_attempt(
-            now, delivery.schedule_step, s.callback_schedule, retry_after
-        )
-        outcome = callbacks.FAILING if later else callbacks.DEAD
-        values.update(
-            status=outcome, next_attempt_at=later, schedule_step=delivery.schedule_step + 1
-        )
-    event = {
-        "webhook_id": delivery.webhook_id,
-        "attempt": delivery.attempts + 1,
-        "status_code": status_code,
-        "latency_ms": latency_ms,
-        "error": error,
-        "outcome": outcome,
-        "next_attempt_at": values["next_attempt_at"].isoformat()
-        if values.get("next_attempt_at")
-        else None,
-    }
-    recorded = await ctx.store.finish_attempt(delivery, owner, now, values, event)
-    metrics.CALLBACKS.labels(outcome).inc()
+    attempt = callbacks.judge(
+        delivery.schedule_step,
+        status_code,
+        error,
+        latency_ms,
+        now,
+        s.callback_schedule,
+        unsafe=unsafe,
+        retry_after_seconds=retry_after,
+    )
+    recorded = await ctx.store.callbacks.finish_attempt(delivery, owner, now, attempt)
+    metrics.CALLBACKS.labels(attempt.outcome).inc()
     if recorded is None:
         log.warning(
             "callback %s: the claim was taken over; attempt not recorded", delivery.webhook_id
         )
-    elif outcome == callbacks.DEAD:
+    elif attempt.outcome == callbacks.DEAD:
         log.warning(
             "callback %s is dead after %d attempts (%s)",
             delivery.webhook_id,
@@ -104,4 +89,4 @@ async def deliver(ctx: WorkContext, delivery: Delivery, owner: str) -> None:
             error or status_code,
         )
     else:
-        log.info("callback %s: %s (%s)", delivery.webhook_id, outcome, error or status_code)
+        log.info("callback %s: %s (%s)", delivery.webhook_id, attempt.outcome, error or status_code)

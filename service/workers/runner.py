@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Generic, TypeVar
 
 from service import logs
 from service.domain.jobs import Job
 from service.domain.retention import prune_cutoff
 from service.domain.states import TERMINAL
+from service.domain.wakeups import Wake
 from service.store.listener import Listener
-from service.store.manager import Delivery
+from service.store.records import Applied, Delivery
 from service.workers.budget import RateBudget
 from service.workers.context import WorkContext, new_owner
 from service.workers.notifier import deliver
@@ -23,17 +25,34 @@ from service.workers.submitter import submit_job
 
 log = logging.getLogger("service.workers")
 
-Claim = Callable[[int], Awaitable[Sequence[Any]]]  # claims up to n jobs (or deliveries)
-Handle = Callable[[Any], Awaitable[object]]
+T = TypeVar("T", Job, Delivery)
 
 
-def _name_of(item: Any) -> str:
-    return str(getattr(item, "public_id", None) or getattr(item, "webhook_id", item))
+@dataclass
+class Loop(Generic[T]):
+    """One background loop: claim up to `capacity` items, handle each in its own task,
+    and idle `idle_seconds` (or until `wake` is set) when there is nothing to do."""
+
+    name: str
+    claim: Callable[[int], Awaitable[Sequence[T]]]
+    handle: Callable[[T], Awaitable[object]]
+    capacity: int
+    idle_seconds: float
+    wake: asyncio.Event | None = None
+    budget: RateBudget | None = None
+
+
+def _log_ids(item: Job | Delivery) -> tuple[str | None, int | None, str]:
+    """(job public id, track id, a name for the log) of a claimed item."""
+    if isinstance(item, Job):
+        return item.public_id, item.id, item.public_id
+    return None, item.job_id, item.webhook_id
 
 
 class Workers:
-    """The submitter and the sweeper of one process. `wake()` is the in-process signal a
-    new job sends, so it is submitted without waiting for the next idle tick."""
+    """The submitter, the sweeper, the notifier and retention of one process. `wake(cause)`
+    is the in-process signal (and what a NOTIFY from another replica turns into), so work
+    starts without waiting for the next idle tick."""
 
     def __init__(self, ctx: WorkContext) -> None:
         self.ctx = ctx
@@ -50,52 +69,55 @@ class Workers:
         """Every loop still running (for the liveness probe)."""
         return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
-    def wake(self) -> None:
-        """A job was created or finished: submit, and deliver its callback, now."""
-        self._wake_submitter.set()
-        self._wake_notifier.set()
+    def wake(self, cause: Wake | None = None) -> None:
+        """Start the work `cause` calls for now (None: everything)."""
+        if cause in (None, Wake.JOB_CREATED, Wake.SLOT_FREED):
+            self._wake_submitter.set()
+        if cause in (None, Wake.CALLBACK_DUE):
+            self._wake_notifier.set()
+
+    def finished(self, applied: Applied) -> None:
+        """A change that ended a job frees a provider slot, and may have queued a callback."""
+        job = applied.job
+        if applied.changed and job is not None and job.status in TERMINAL:
+            self.wake(Wake.SLOT_FREED)
+            if job.callback_url:
+                self.wake(Wake.CALLBACK_DUE)
 
     async def start(self) -> None:
         s = self.ctx.settings
         if not s.is_sqlite:
             self._listener = Listener(s.database_url, self.wake)
             self._listener.start()
+        submitter: Loop[Job] = Loop(
+            "submitter",
+            self._claim_submit,
+            lambda job: submit_job(self.ctx, job, self.owner),
+            s.submit_concurrency,
+            s.submit_idle_seconds,
+            self._wake_submitter,
+        )
+        notifier: Loop[Delivery] = Loop(
+            "notifier",
+            self._claim_callbacks,
+            lambda d: deliver(self.ctx, d, self.owner),
+            s.callback_concurrency,
+            s.submit_idle_seconds,
+            self._wake_notifier,
+        )
+        sweeper: Loop[Job] = Loop(
+            "sweeper",
+            self._claim_poll,
+            self._poll,
+            s.poll_concurrency,
+            s.sweep_interval_seconds,
+            budget=self.poll_budget,
+        )
         self._tasks = [
-            asyncio.create_task(
-                self._loop(
-                    "submitter",
-                    self._claim_submit,
-                    lambda job: submit_job(self.ctx, job, self.owner),
-                    s.submit_concurrency,
-                    s.submit_idle_seconds,
-                    self._wake_submitter,
-                ),
-                name="submitter",
-            ),
+            asyncio.create_task(self._run(submitter), name="submitter"),
             asyncio.create_task(self._retention(), name="retention"),
-            asyncio.create_task(
-                self._loop(
-                    "notifier",
-                    self._claim_callbacks,
-                    lambda d: deliver(self.ctx, d, self.owner),
-                    s.callback_concurrency,
-                    s.submit_idle_seconds,
-                    self._wake_notifier,
-                ),
-                name="notifier",
-            ),
-            asyncio.create_task(
-                self._loop(
-                    "sweeper",
-                    self._claim_poll,
-                    self._poll,
-                    s.poll_concurrency,
-                    s.sweep_interval_seconds,
-                    None,
-                    self.poll_budget,
-                ),
-                name="sweeper",
-            ),
+            asyncio.create_task(self._run(notifier), name="notifier"),
+            asyncio.create_task(self._run(sweeper), name="sweeper"),
         ]
         log.info("workers started as %s", self.owner)
 
@@ -114,7 +136,7 @@ class Workers:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
-            await self.ctx.store.release_claims(self.owner)
+            await self.ctx.store.changes.release_claims(self.owner)
         except Exception:
             log.exception("could not release claims of %s", self.owner)
         log.info("workers stopped")
@@ -128,7 +150,7 @@ class Workers:
         age = timedelta(days=s.retention_days)
         while not self._stopping.is_set():
             try:
-                deleted = await self.ctx.store.prune(prune_cutoff(self.ctx.clock(), age))
+                deleted = await self.ctx.store.jobs.prune(prune_cutoff(self.ctx.clock(), age))
                 if deleted:
                     log.info("retention: deleted %d finished jobs", deleted)
             except Exception:
@@ -139,11 +161,11 @@ class Workers:
     async def _claim_callbacks(self, limit: int) -> list[Delivery]:
         now = self.ctx.clock()
         lease = now + timedelta(seconds=self.ctx.settings.callback_lease_seconds)
-        return await self.ctx.store.claim_deliveries(now, self.owner, lease, limit)
+        return await self.ctx.store.callbacks.claim_deliveries(now, self.owner, lease, limit)
 
     async def _claim_submit(self, limit: int) -> list[Job]:
         now = self.ctx.clock()
-        return await self.ctx.store.claim_for_submit(
+        return await self.ctx.store.jobs.claim_for_submit(
             now,
             self.owner,
             self.ctx.lease_until(now),
@@ -153,36 +175,25 @@ class Workers:
 
     async def _claim_poll(self, limit: int) -> list[Job]:
         now = self.ctx.clock()
-        return await self.ctx.store.claim_for_poll(
+        return await self.ctx.store.jobs.claim_for_poll(
             now, self.owner, self.ctx.lease_until(now), limit
         )
 
     async def _poll(self, job: Job) -> None:
-        applied = await poll_job(self.ctx, job, self.owner)
-        if applied.changed and applied.job is not None and applied.job.status in TERMINAL:
-            self.wake()  # a slot at the provider freed up
+        self.finished(await poll_job(self.ctx, job, self.owner))
 
-    async def _guard(self, name: str, handle: Handle, item: Any) -> None:
-        public_id = getattr(item, "public_id", None)
-        track = getattr(item, "id", None) if public_id else getattr(item, "job_id", None)
+    async def _guard(self, loop: Loop[T], item: T) -> None:
+        public_id, track, name = _log_ids(item)
         try:
             with logs.job_context(public_id, track):
-                await handle(item)
+                await loop.handle(item)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("%s: %s failed unexpectedly; its lease will expire", name, _name_of(item))
+            log.exception("%s: %s failed unexpectedly; its lease will expire", loop.name, name)
 
-    async def _loop(
-        self,
-        name: str,
-        claim: Claim,
-        handle: Handle,
-        capacity: int,
-        idle_seconds: float,
-        wake: asyncio.Event | None,
-        budget: RateBudget | None = None,
-    ) -> None:
+    async def _run(self, loop: Loop[T]) -> None:
+        name, claim, capacity, budget = loop.name, loop.claim, loop.capacity, loop.budget
         inflight: set[asyncio.Task[None]] = set()
         try:
             while not self._stopping.is_set():
@@ -192,7 +203,7 @@ class Workers:
                     if free <= 0:  # over the rate budget: wait for the next token
                         await self._idle(budget.seconds_until_one(), None, set())
                         continue
-                claimed: Sequence[Any] = []
+                claimed: Sequence[T] = []
                 if free > 0:
                     try:
                         claimed = await claim(free)
@@ -200,8 +211,8 @@ class Workers:
                         log.exception("%s: claim failed", name)
                     if budget is not None:
                         budget.spend(len(claimed))
-                    for job in claimed:
-                        task = asyncio.create_task(self._guard(name, handle, job))
+                    for item in claimed:
+                        task = asyncio.create_task(self._guard(loop, item))
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
                 if claimed and len(claimed) == free:
@@ -209,7 +220,7 @@ class Workers:
                     if inflight:
                         await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                await self._idle(idle_seconds, wake, inflight if free <= 0 else set())
+                await self._idle(loop.idle_seconds, loop.wake, inflight if free <= 0 else set())
         finally:
             try:
                 if inflight:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.domain.states import JobStatus
+from service.domain.changes import cancel
 from tests.conftest import Api, make_settings, now
 
 # Loopback (no worker runs here, so nothing is ever sent), allowed by the setting below.
@@ -28,9 +28,9 @@ async def api(db_url: str) -> AsyncIterator[Api]:
 
 async def finished(api: Api, headers: dict[str, str], **extra: object) -> dict:  # type: ignore[type-arg]
     job = (await api.client.post("/v1/jobs", json={**BODY, **extra}, headers=headers)).json()
-    stored = await api.store.get_job(job["id"])
+    stored = await api.store.jobs.get_job(job["id"])
     assert stored is not None
-    await api.store.apply(stored, now(), source="test", to_status=JobStatus.CANCELED)
+    await api.store.changes.apply_change(stored, cancel(), now())
     return (await api.client.get(f"/v1/jobs/{job['id']}", headers=headers)).json()  # type: ignore[no-any-return]
 
 
@@ -70,7 +70,7 @@ async def test_replay_is_the_owners_only(api: Api) -> None:
 
 async def test_a_clients_default_callback_url_is_used_when_a_job_names_none(api: Api) -> None:
     headers = await api.key("team-a")
-    assert await api.store.set_default_callback("team-a", CB)
+    assert await api.store.clients.set_default_callback("team-a", CB)
     job = (await api.client.post("/v1/jobs", json=BODY, headers=headers)).json()
     assert job["callback_url"] == CB
     own = (

@@ -31,8 +31,8 @@ async def test_readyz_says_when_migrations_are_behind(api: Api) -> None:
 async def test_readyz_says_when_the_database_is_unreachable(api: Api, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from service.store.engine import make_engine
 
-    working = api.store.engine
-    api.store.engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")
+    working = api.store.db.engine
+    api.store.db.engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")
     try:
         r = await api.client.get("/readyz")
         assert r.status_code == 503
@@ -40,4 +40,4 @@ async def test_readyz_says_when_the_database_is_unreachable(api: Api, tmp_path) 
         assert (await api.client.get("/healthz")).status_code == 200  # alive, just not ready
     finally:
         await api.store.engine.dispose()
-        api.store.engine = working
+        api.store.db.engine = working

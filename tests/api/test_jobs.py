@@ -80,10 +80,10 @@ async def test_missing_or_wrong_key_is_401_missing_scope_403(api: Api) -> None:
 
 
 async def test_a_revoked_key_is_refused_at_once(api: Api) -> None:
-    raw, _ = await api.store.create_key("team-a", ["jobs:read"], now())
+    raw, _ = await api.store.clients.create_key("team-a", ["jobs:read"], now())
     headers = {"Authorization": f"Bearer {raw}"}
     assert (await api.client.get("/v1/jobs", headers=headers)).status_code == 200
-    await api.store.revoke_key(raw[:12], now())
+    await api.store.clients.revoke_key(raw[:12], now())
     assert_problem(await api.client.get("/v1/jobs", headers=headers), 401)
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from service.app import create_app
 from service.netguard import check_callback, is_forbidden
-from service.store.manager import TooManyUnfinished
 from tests.conftest import Api, make_settings, now
 from tests.factories import IMAGE, client_id
 
@@ -105,24 +104,24 @@ async def test_admin_reaches_every_job(api: Api) -> None:
 
 
 async def test_keys_carry_256_random_bits_and_record_their_last_use(api: Api) -> None:
-    raw, _ = await api.store.create_key("team-a", ["jobs:read"], now())
+    raw, _ = await api.store.clients.create_key("team-a", ["jobs:read"], now())
     assert raw.startswith("opj_") and len(raw) == 4 + 43  # token_urlsafe(32)
-    [info] = await api.store.list_keys()
+    [info] = await api.store.clients.list_keys()
     assert info.last_used_at is None and info.prefix == raw[:12]
     await api.client.get("/v1/jobs", headers={"Authorization": f"Bearer {raw}"})
-    [info] = await api.store.list_keys()
+    [info] = await api.store.clients.list_keys()
     assert info.last_used_at is not None
 
 
 async def test_a_client_rotates_keys(api: Api) -> None:
-    old, _ = await api.store.create_key("team-a", ["jobs:read"], now())
-    new, secret = await api.store.create_key("team-a", ["jobs:read"], now())
+    old, _ = await api.store.clients.create_key("team-a", ["jobs:read"], now())
+    new, secret = await api.store.clients.create_key("team-a", ["jobs:read"], now())
     assert secret is None
     for raw in (old, new):
         assert (
             await api.client.get("/v1/jobs", headers={"Authorization": f"Bearer {raw}"})
         ).status_code == 200
-    await api.store.revoke_key(old[:12], now())
+    await api.store.clients.revoke_key(old[:12], now())
     assert (
         await api.client.get("/v1/jobs", headers={"Authorization": f"Bearer {old}"})
     ).status_code == 401
@@ -229,18 +228,17 @@ async def test_cap_on_unfinished_jobs_per_client(make_api: Any) -> None:
 
 async def test_the_unfinished_cap_holds_under_concurrent_creators(api: Api, db_url: str) -> None:
     from service.domain.requests import JobRequest
-    from service.store.engine import make_engine
-    from service.store.manager import Store
+    from service.store import Store
+    from service.store.records import AtCap, Created, CreationLimits
 
     cid = await client_id(api.store, "team-a")
-    stores = [Store(make_engine(db_url)) for _ in range(4)]
+    stores = [Store.connect(db_url) for _ in range(4)]
 
     async def create(store: Store) -> bool:
-        try:
-            await store.create_job(cid, JobRequest(image=IMAGE), None, now(), max_unfinished=3)
-        except TooManyUnfinished:
-            return False
-        return True
+        limits = CreationLimits(per_minute=1000, max_unfinished=3)
+        result = await store.jobs.create_job(cid, JobRequest(image=IMAGE), None, now(), limits)
+        assert isinstance(result, Created | AtCap)
+        return isinstance(result, Created)
 
     try:
         created = await asyncio.gather(*[create(stores[i % 4]) for i in range(10)])

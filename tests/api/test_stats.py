@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from service.domain.changes import JobError, cancel
 from service.domain.states import JobStatus
 from tests.conftest import Api, now
-from tests.factories import client_id, processing_job, queued_job
+from tests.factories import client_id, force, processing_job, queued_job, to
 
 
 async def build_mix(api: Api) -> dict[str, int]:
@@ -16,20 +17,16 @@ async def build_mix(api: Api) -> dict[str, int]:
     for _ in range(3):
         await queued_job(api.store, a, t)
     late = await processing_job(api.store, a, t - timedelta(minutes=30))
-    await api.store.apply(late, t, source="test", values={"eta_at": t - timedelta(minutes=29)})
+    await force(api.store, late.id, eta_at=t - timedelta(minutes=29))
     await processing_job(api.store, b, t)  # eta not set: not overdue
     for i, seconds in enumerate([10, 20, 30, 40]):
         job = await processing_job(api.store, a if i % 2 else b, t - timedelta(seconds=seconds))
-        await api.store.apply(
-            job, t, source="test", to_status=JobStatus.SUCCEEDED, values={"output": ["u"]}
-        )
+        await api.store.changes.apply_change(job, to(JobStatus.SUCCEEDED, output=("u",)), t)
     for _ in range(2):
         job = await processing_job(api.store, b, t - timedelta(seconds=5))
-        await api.store.apply(
-            job, t, source="test", to_status=JobStatus.FAILED, values={"error_code": "x"}
-        )
+        await api.store.changes.apply_change(job, to(JobStatus.FAILED, error=JobError("x", "x")), t)
     old = await queued_job(api.store, a, t - timedelta(hours=3))
-    await api.store.apply(old, t - timedelta(hours=2), source="api", to_status=JobStatus.CANCELED)
+    await api.store.changes.apply_change(old, cancel(), t - timedelta(hours=2))
     return {"a": a, "b": b}
 
 
@@ -80,9 +77,9 @@ async def test_stats_need_ops_read_and_valid_parameters(api: Api) -> None:
 
 async def test_counts_follow_prune(api: Api) -> None:
     await build_mix(api)
-    deleted = await api.store.prune(now() - timedelta(hours=1))
+    deleted = await api.store.jobs.prune(now() - timedelta(hours=1))
     assert deleted == 1  # the old cancel
-    counts = await api.store.counts_by_status()
+    counts = await api.store.stats.counts_by_status()
     assert counts["canceled"] == 0 and counts["succeeded"] == 4
 
 

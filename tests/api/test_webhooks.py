@@ -33,7 +33,7 @@ async def test_a_success_webhook_finishes_the_job(api: Api) -> None:
     job, url = await setup(api)
     r = await api.client.post(url, json=success(job.id))
     assert r.status_code == 200 and r.json()["applied"] is True
-    fresh = await api.store.get_job_by_id(job.id)
+    fresh = await api.store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "succeeded"
     assert fresh.output == [OUT] and fresh.webhooks == 1 and fresh.completed_at is not None
 
@@ -43,7 +43,7 @@ async def test_a_failed_webhook_fails_the_job_with_the_providers_message(api: Ap
     await api.client.post(
         url, json={"status": "failed", "id": 99, "message": "NSFW", "track_id": job.id}
     )
-    fresh = await api.store.get_job_by_id(job.id)
+    fresh = await api.store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "failed"
     assert (fresh.error_code, fresh.error_message) == ("provider_error", "NSFW")
 
@@ -53,11 +53,11 @@ async def test_duplicates_make_one_transition_and_are_all_recorded(api: Api) -> 
     replies = await asyncio.gather(*[api.client.post(url, json=success(job.id)) for _ in range(4)])
     assert all(r.status_code == 200 for r in replies)
     assert sum(r.json()["applied"] for r in replies) == 1
-    events = await api.store.list_events(job.id)
+    events = await api.store.jobs.list_events(job.id)
     finals = [e for e in events if e.kind == "transition" and e.to_status == "succeeded"]
     assert len(finals) == 1
     assert sum(e.kind == "webhook" for e in events) == 4
-    fresh = await api.store.get_job_by_id(job.id)
+    fresh = await api.store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.webhooks == 4
 
 
@@ -66,7 +66,7 @@ async def test_a_late_webhook_after_a_terminal_state_changes_nothing(api: Api) -
     await api.client.post(url, json=success(job.id))
     await api.client.post(url, json={"status": "failed", "message": "late", "track_id": job.id})
     await api.client.post(url, json={"status": "processing", "eta": 5, "track_id": job.id})
-    fresh = await api.store.get_job_by_id(job.id)
+    fresh = await api.store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "succeeded" and fresh.error_code is None
 
 
@@ -77,7 +77,7 @@ async def test_a_webhook_that_beats_the_submit_reply_goes_through_processing(api
     await api.client.post(url, json=success(job.id))
     moves = [
         (e.from_status, e.to_status)
-        for e in await api.store.list_events(job.id)
+        for e in await api.store.jobs.list_events(job.id)
         if e.kind == "transition"
     ]
     assert moves == [("queued", "processing"), ("processing", "succeeded")]
@@ -92,7 +92,7 @@ async def test_an_unknown_token_is_404_without_detail(api: Api) -> None:
     ]:
         r = await api.client.post(bad, json=success(job.id))
         assert r.status_code == 404 and "detail" not in r.json()
-    fresh = await api.store.get_job_by_id(job.id)
+    fresh = await api.store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "processing" and fresh.webhooks == 0
 
 
@@ -100,9 +100,9 @@ async def test_a_track_id_mismatch_is_refused_recorded_and_changes_nothing(api: 
     job, url = await setup(api)
     r = await api.client.post(url, json=success(job.id + 1000))
     assert r.status_code == 422
-    fresh = await api.store.get_job_by_id(job.id)
+    fresh = await api.store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "processing" and fresh.output == []
-    events = await api.store.list_events(job.id)
+    events = await api.store.jobs.list_events(job.id)
     assert [e.detail.get("rejected") for e in events if e.kind == "webhook"] == [
         "track_id_mismatch"
     ]
@@ -113,18 +113,18 @@ async def test_malformed_and_oversized_bodies_change_nothing(api: Api) -> None:
     assert (await api.client.post(url, content=b"{not json")).status_code == 400
     big = json.dumps({**success(job.id), "pad": "x" * (1024 * 1024)}).encode()
     assert (await api.client.post(url, content=big)).status_code == 413
-    fresh = await api.store.get_job_by_id(job.id)
+    fresh = await api.store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "processing" and fresh.version == job.version
 
 
 async def test_an_unknown_status_is_recorded_with_a_warning(api: Api) -> None:
     job, url = await setup(api)
     await api.client.post(url, json={"status": "rendering", "track_id": job.id})
-    events = await api.store.list_events(job.id)
+    events = await api.store.jobs.list_events(job.id)
     assert [e.detail for e in events if e.kind == "warning"] == [
         {"warning": "unknown_status:rendering"}
     ]
-    fresh = await api.store.get_job_by_id(job.id)
+    fresh = await api.store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status.value == "processing"
 
 

@@ -152,3 +152,23 @@ def test_the_simulator_stays_out_of_every_deployment() -> None:
     assert by_kind("Secret")["outpaint-jobs"]["stringData"]["MODELSLAB_API_KEY"]
     config = by_kind("ConfigMap")["outpaint-jobs"]["data"]
     assert not any(name.startswith("SIM_") for name in config)
+
+
+def test_every_data_file_of_the_package_ships_in_the_wheel() -> None:
+    """A file under service/ that is not Python must match a package-data pattern, or the
+    installed service (the image) would run without it."""
+    import fnmatch
+    import tomllib
+
+    root = DEPLOY.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["service"]
+    data = [
+        p.relative_to(root / "service").as_posix()
+        for p in (root / "service").rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc")
+    ]
+    assert data
+    for path in data:
+        assert any(fnmatch.fnmatch(path, pattern) for pattern in patterns), path

@@ -12,7 +12,7 @@ import pytest
 
 from service.app import create_app
 from service.provider.simulator import Simulator
-from service.store.manager import Store
+from service.store import Store
 from tests.conftest import make_settings
 from tests.live import LiveServer
 
@@ -73,7 +73,9 @@ async def service(db_url: str, live: LiveServer) -> AsyncIterator[Start]:
         app = create_app(settings)
         await live.start(app)
         ctx = app.state.ctx
-        raw, _ = await ctx.store.create_key("team-a", ["jobs:write", "jobs:read"], ctx.work.clock())
+        raw, _ = await ctx.store.clients.create_key(
+            "team-a", ["jobs:write", "jobs:read"], ctx.work.clock()
+        )
         client = httpx.AsyncClient(base_url=live.url, timeout=10)
         clients.append(client)
         return Running(client, {"Authorization": f"Bearer {raw}"}, ctx.store, app.state.simulator)

@@ -16,10 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.domain.states import JobStatus
-from service.store.engine import make_engine
-from service.store.manager import Store
+from service.store import Store
 from tests.conftest import now
-from tests.factories import processing_job
+from tests.factories import processing_job, to
 from tests.live import LiveServer, free_port
 from tests.processes import Proc, clean_env
 
@@ -43,19 +42,17 @@ async def test_a_delivery_cut_off_by_sigkill_is_finished_by_another_worker(
         return Response(status_code=204)
 
     await live.start(Starlette(routes=[Route("/hook", hook, methods=["POST"])]))
-    store = Store(make_engine(db_url))
+    store = Store.connect(db_url)
     try:
-        raw, secret = await store.create_key("team-a", ["jobs:write"], now())
+        raw, secret = await store.clients.create_key("team-a", ["jobs:write"], now())
         assert secret is not None
         secret_box.append(secret)
-        principal = await store.authenticate(raw, now())
+        principal = await store.clients.authenticate(raw, now())
         assert principal is not None
         job = await processing_job(
             store, principal.client_id, now(), callback_url=f"{live.url}/hook"
         )
-        await store.apply(
-            job, now(), source="webhook", to_status=JobStatus.SUCCEEDED, values={"output": ["u"]}
-        )
+        await store.changes.apply_change(job, to(JobStatus.SUCCEEDED, output=("u",)), now())
 
         env = clean_env()
         env.update(
@@ -75,7 +72,7 @@ async def test_a_delivery_cut_off_by_sigkill_is_finished_by_another_worker(
         b = Proc(["worker", "--port", str(free_port())], env, tmp_path / "b.log")
         try:
             for _ in range(300):
-                delivery = await store.delivery_of_job(job.id)
+                delivery = await store.callbacks.delivery_of_job(job.id)
                 if delivery is not None and delivery.status == "delivered":
                     break
                 await asyncio.sleep(0.05)
@@ -85,7 +82,9 @@ async def test_a_delivery_cut_off_by_sigkill_is_finished_by_another_worker(
             tmp_path / "b.log"
         ).read_text()[-2000:]
         assert len(seen) == 2 and seen[0]["id"] == seen[1]["id"] == delivery.webhook_id
-        events = [e.detail for e in await store.list_events(job.id) if e.kind == "callback_attempt"]
+        events = [
+            e.detail for e in await store.jobs.list_events(job.id) if e.kind == "callback_attempt"
+        ]
         assert [e["outcome"] for e in events] == ["delivered"]  # A died before recording
     finally:
         await store.close()

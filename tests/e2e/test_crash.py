@@ -22,12 +22,11 @@ BODY = {"image": "https://example.invalid/in.png", "prompt": "storm", "width": 1
 
 
 async def unfinished_after_kill(db_url: str) -> dict[str, int]:
-    from service.store.engine import make_engine
-    from service.store.manager import Store
+    from service.store import Store
 
-    store = Store(make_engine(db_url))
+    store = Store.connect(db_url)
     try:
-        jobs = await store.list_jobs(None, None, None, 1000)
+        jobs = await store.jobs.list_jobs(None, None, None, 1000)
     finally:
         await store.close()
     return {

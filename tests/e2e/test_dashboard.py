@@ -11,9 +11,10 @@ import pytest
 from playwright.async_api import async_playwright
 
 from service.app import create_app
+from service.domain.changes import JobError
 from service.domain.states import JobStatus
 from tests.conftest import make_settings, now
-from tests.factories import client_id, processing_job, queued_job
+from tests.factories import client_id, force, processing_job, queued_job, to
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -52,20 +53,20 @@ async def test_the_dashboard_shows_counts_failures_and_events(
     t = now()
     await queued_job(store, cid, t)
     late = await processing_job(store, cid, t - timedelta(minutes=10))
-    await store.apply(late, t, source="test", values={"eta_at": t - timedelta(minutes=9)})
+    await force(store, late.id, eta_at=t - timedelta(minutes=9))
     failed = await processing_job(store, cid, t)
-    await store.apply(
+    await store.changes.apply_change(
         failed,
+        to(
+            JobStatus.FAILED,
+            "webhook",
+            error=JobError("provider_error", "NSFW content detected"),
+        ),
         t,
-        source="webhook",
-        to_status=JobStatus.FAILED,
-        values={"error_code": "provider_error", "error_message": "NSFW content detected"},
     )
     done = await processing_job(store, cid, t - timedelta(seconds=30))
-    await store.apply(
-        done, t, source="webhook", to_status=JobStatus.SUCCEEDED, values={"output": ["u"]}
-    )
-    key, _ = await store.create_key("ops", ["ops:read"], t)
+    await store.changes.apply_change(done, to(JobStatus.SUCCEEDED, "webhook", output=("u",)), t)
+    key, _ = await store.clients.create_key("ops", ["ops:read"], t)
 
     page = await browser.new_page()
     requests: list[str] = []

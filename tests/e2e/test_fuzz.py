@@ -19,8 +19,7 @@ from schemathesis.specs.openapi import checks as oa_checks
 from service.api.openapi import build_document
 from service.app import create_app
 from service.domain.requests import JobRequest
-from service.store.engine import make_engine
-from service.store.manager import Store
+from service.store import Store
 from service.store.migrate import upgrade
 from tests.conftest import make_settings, now
 from tests.live import free_port
@@ -42,13 +41,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     upgrade(url)
 
     async def make_key() -> str:
-        store = Store(make_engine(url))
+        store = Store.connect(url)
         try:
-            raw, _ = await store.create_key("fuzzer", ["admin"], now())
-            principal = await store.authenticate(raw, now())
+            raw, _ = await store.clients.create_key("fuzzer", ["admin"], now())
+            principal = await store.clients.authenticate(raw, now())
             assert principal is not None
             for _ in range(3):  # so lists answer jobs, and their shape is checked too
-                await store.create_job(
+                await store.jobs.create_job(
                     principal.client_id,
                     JobRequest(image="https://example.invalid/a.png"),
                     None,

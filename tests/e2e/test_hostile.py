@@ -182,7 +182,7 @@ async def start(db_url: str, live: LiveServer) -> AsyncIterator[Start]:
         store, clock = app.state.ctx.store, app.state.ctx.work.clock
 
         async def key(name: str, scopes: str) -> dict[str, str]:
-            raw, _ = await store.create_key(name, scopes.split(","), clock())
+            raw, _ = await store.clients.create_key(name, scopes.split(","), clock())
             return {"Authorization": f"Bearer {raw}"}
 
         client = httpx.AsyncClient(base_url=live.url, timeout=10)
@@ -420,7 +420,7 @@ async def test_a_500_on_the_webhook_route_logs_no_token(
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError(f"store down while handling {token} for {raw_key}")
 
-    monkeypatch.setattr(svc.ctx.store, "record_webhook", broken)
+    monkeypatch.setattr(svc.ctx.store.changes, "record_webhook", broken)
     r = await svc.client.post(f"/webhooks/modelslab/{token}", json={"status": "success"})
     assert r.status_code == 500 and token not in r.text
     text = logged()

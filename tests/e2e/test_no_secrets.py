@@ -51,7 +51,7 @@ async def test_no_secret_reaches_logs_events_or_errors(
     bodies: list[str] = []
     try:
         store = app.state.ctx.store
-        raw, whsec = await store.create_key(
+        raw, whsec = await store.clients.create_key(
             "team-a", ["jobs:write", "jobs:read"], app.state.ctx.work.clock()
         )
         secrets += [raw, whsec or ""]

@@ -3,11 +3,14 @@ clean exit on SIGTERM."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -314,3 +317,37 @@ def test_multi_worker_uvicorn_metrics_are_summed_not_double_counted(db_url: str,
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert seen == {20.0}
+
+
+def test_an_installed_wheel_runs_from_any_directory_and_says_where_migrations_are(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The package away from the source tree, as a wheel installs it: every subcommand but
+    the migrating ones works from anywhere; those name OUTPAINT_ROOT."""
+    root = Path(__file__).resolve().parents[2]
+    site = tmp_path / "site"  # what a wheel installs: the package and its data, nothing else
+    shutil.copytree(
+        root / "service", site / "service", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        env = cli_env(db_url, PYTHONPATH=os.pathsep.join([str(site), os.environ["PYTHONPATH"]]))
+        env.pop("OUTPAINT_ROOT", None)
+        env.update(extra)
+        code = "import sys, service.cli; sys.exit(service.cli.main(sys.argv[1:]))"
+        return subprocess.run(
+            [sys.executable, "-c", code, *args],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    where = run("jobs", "list")
+    assert where.returncode == 0, where.stderr
+    refused = run("migrate")
+    assert refused.returncode == 2 and "OUTPAINT_ROOT" in refused.stderr
+    assert run("migrate", OUTPAINT_ROOT=str(root)).returncode == 0

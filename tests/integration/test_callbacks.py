@@ -19,11 +19,11 @@ from starlette.routing import Route
 
 from service.domain.states import JobStatus
 from service.provider.client import ModelsLabClient
-from service.store.manager import Store
+from service.store import Store
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
 from tests.conftest import make_settings, now
-from tests.factories import processing_job
+from tests.factories import processing_job, to
 from tests.live import LiveServer
 
 
@@ -88,10 +88,10 @@ class Rig:
 async def rig(store: Store, db_url: str, live: LiveServer) -> AsyncIterator[Rig]:
     receiver = Receiver()
     await live.start(Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])]))
-    raw, secret = await store.create_key("team-a", ["jobs:write", "jobs:read"], now())
+    raw, secret = await store.clients.create_key("team-a", ["jobs:write", "jobs:read"], now())
     assert secret is not None
     receiver.secrets = [secret]
-    principal = await store.authenticate(raw, now())
+    principal = await store.clients.authenticate(raw, now())
     assert principal is not None
     settings = make_settings(
         db_url,
@@ -111,13 +111,8 @@ async def rig(store: Store, db_url: str, live: LiveServer) -> AsyncIterator[Rig]
 
 async def finish(rig: Rig, status: JobStatus = JobStatus.SUCCEEDED) -> int:
     job = await processing_job(rig.store, rig.client_id, now(), callback_url=rig.url)
-    applied = await rig.store.apply(
-        job,
-        now(),
-        source="webhook",
-        to_status=status,
-        values={"output": ["https://cdn/x.png"]} if status is JobStatus.SUCCEEDED else {},
-    )
+    fields = {"output": ("https://cdn/x.png",)} if status is JobStatus.SUCCEEDED else {}
+    applied = await rig.store.changes.apply_change(job, to(status, **fields), now())
     assert applied.changed
     rig.workers.wake()
     return job.id
@@ -125,7 +120,7 @@ async def finish(rig: Rig, status: JobStatus = JobStatus.SUCCEEDED) -> int:
 
 async def settled(rig: Rig, job_id: int, seconds: float = 5) -> Any:
     for _ in range(int(seconds / 0.02)):
-        delivery = await rig.store.delivery_of_job(job_id)
+        delivery = await rig.store.callbacks.delivery_of_job(job_id)
         if delivery is not None and delivery.status in ("delivered", "dead"):
             return delivery
         await asyncio.sleep(0.02)
@@ -133,7 +128,9 @@ async def settled(rig: Rig, job_id: int, seconds: float = 5) -> Any:
 
 
 async def attempts(rig: Rig, job_id: int) -> list[dict[str, Any]]:
-    return [e.detail for e in await rig.store.list_events(job_id) if e.kind == "callback_attempt"]
+    return [
+        e.detail for e in await rig.store.jobs.list_events(job_id) if e.kind == "callback_attempt"
+    ]
 
 
 async def test_failing_receiver_gets_exactly_one_verified_delivery_with_one_webhook_id(
@@ -153,7 +150,7 @@ async def test_failing_receiver_gets_exactly_one_verified_delivery_with_one_webh
         history = await attempts(rig, job_id)
         assert [h["status_code"] for h in history] == [s["answer"] for s in mine]
         assert history[-1]["outcome"] == "delivered" and all(h["latency_ms"] >= 0 for h in history)
-        job = await rig.store.get_job_by_id(job_id)
+        job = await rig.store.jobs.get_job_by_id(job_id)
         assert job is not None and job.callback_status == "delivered"
 
 
@@ -165,7 +162,7 @@ async def test_the_event_carries_the_terminal_job_and_its_version(rig: Rig) -> N
     assert body["type"] == "job.succeeded" and body["timestamp"].endswith("Z")
     assert body["data"]["status"] == "succeeded" and body["data"]["output"] == ["https://cdn/x.png"]
     assert body["data"]["callback_status"] == "pending" and isinstance(body["data"]["version"], int)
-    job = await rig.store.get_job_by_id(job_id)
+    job = await rig.store.jobs.get_job_by_id(job_id)
     assert job is not None and job.version > body["data"]["version"]  # delivered bumped it
 
 
@@ -185,7 +182,7 @@ async def test_410_stops_the_retries(rig: Rig) -> None:
     await asyncio.sleep(0.2)
     assert len(rig.receiver.seen) == 1
     assert rig.receiver.seen[0]["body"]["type"] == "job.failed"
-    job = await rig.store.get_job_by_id(job_id)
+    job = await rig.store.jobs.get_job_by_id(job_id)
     assert job is not None and job.callback_status == "dead"
 
 
@@ -195,7 +192,7 @@ async def test_redirects_are_failures_and_the_schedule_ends_dead(rig: Rig) -> No
     delivery = await settled(rig, job_id)
     assert delivery.status == "dead" and delivery.attempts == 4  # the whole schedule
     assert [h["outcome"] for h in await attempts(rig, job_id)] == ["failing"] * 3 + ["dead"]
-    counts = await rig.store.deliveries_by_status()
+    counts = await rig.store.callbacks.deliveries_by_status()
     assert counts == {"pending": 0, "failing": 0, "dead": 1}
 
 
@@ -209,7 +206,7 @@ async def test_retry_after_is_honoured(rig: Rig) -> None:
         await asyncio.sleep(0.02)
     first = history[0]
     assert first["status_code"] == 503
-    delivery = await rig.store.delivery_of_job(job_id)
+    delivery = await rig.store.callbacks.delivery_of_job(job_id)
     assert delivery is not None and delivery.next_attempt_at is not None
     assert delivery.next_attempt_at - now() > timedelta(seconds=0.5)
     assert (await settled(rig, job_id)).status == "delivered"
@@ -217,7 +214,7 @@ async def test_retry_after_is_honoured(rig: Rig) -> None:
 
 async def test_secret_rotation_signs_with_both_during_the_grace_period(rig: Rig) -> None:
     old = rig.secret
-    new = await rig.store.rotate_secret("team-a", now(), timedelta(hours=1))
+    new = await rig.store.clients.rotate_secret("team-a", now(), timedelta(hours=1))
     assert new is not None and new != old
     rig.receiver.secrets = [old, new]
     job_id = await finish(rig)
@@ -225,7 +222,7 @@ async def test_secret_rotation_signs_with_both_during_the_grace_period(rig: Rig)
     [seen] = rig.receiver.seen
     assert len(seen["sig"].split(" ")) == 2 and seen["verified"] == [old, new]
     # After the grace period only the new secret signs.
-    newer = await rig.store.rotate_secret("team-a", now(), timedelta(0))
+    newer = await rig.store.clients.rotate_secret("team-a", now(), timedelta(0))
     assert newer is not None
     rig.receiver.secrets = [new, newer]
     job_id = await finish(rig)
@@ -236,7 +233,7 @@ async def test_secret_rotation_signs_with_both_during_the_grace_period(rig: Rig)
 async def test_replay_sends_the_same_webhook_id_again(rig: Rig) -> None:
     job_id = await finish(rig)
     first = await settled(rig, job_id)
-    replayed = await rig.store.replay_callback(job_id, now())
+    replayed = await rig.store.callbacks.replay_callback(job_id, now())
     assert replayed is not None and replayed.webhook_id == first.webhook_id
     rig.workers.wake()
     for _ in range(100):
@@ -244,7 +241,7 @@ async def test_replay_sends_the_same_webhook_id_again(rig: Rig) -> None:
             break
         await asyncio.sleep(0.02)
     assert [s["id"] for s in rig.receiver.seen] == [first.webhook_id] * 2
-    kinds = [e.kind for e in await rig.store.list_events(job_id)]
+    kinds = [e.kind for e in await rig.store.jobs.list_events(job_id)]
     assert kinds.count("callback_attempt") == 2 and "callback_replay" in kinds
 
 
@@ -253,10 +250,10 @@ async def test_one_outbox_row_per_terminal_job_and_none_without_a_url(rig: Rig) 
     without = await processing_job(rig.store, rig.client_id, now())
     for job in (with_url, without):
         for _ in range(3):  # duplicate webhooks: one transition, so one event
-            await rig.store.record_webhook(
-                job.id, now(), "{}", JobStatus.SUCCEEDED, {"output": ["u"]}
+            await rig.store.changes.record_webhook(
+                job.id, to(JobStatus.SUCCEEDED, output=("u",)), now(), "{}"
             )
-    assert await rig.store.delivery_of_job(without.id) is None
+    assert await rig.store.callbacks.delivery_of_job(without.id) is None
     assert (await settled(rig, with_url.id)).status == "delivered"
     assert len(rig.receiver.seen) == 1
 
@@ -266,21 +263,19 @@ async def test_a_callback_url_that_turns_private_is_not_called(
 ) -> None:
     receiver = Receiver()
     await live.start(Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])]))
-    raw, _ = await store.create_key("team-a", ["jobs:write"], now())
-    principal = await store.authenticate(raw, now())
+    raw, _ = await store.clients.create_key("team-a", ["jobs:write"], now())
+    principal = await store.clients.authenticate(raw, now())
     assert principal is not None
     # Accepted earlier (say, the name resolved to a public address then); now it is loopback.
     job = await processing_job(store, principal.client_id, now(), callback_url=f"{live.url}/hook")
-    await store.apply(
-        job, now(), source="webhook", to_status=JobStatus.SUCCEEDED, values={"output": ["u"]}
-    )
+    await store.changes.apply_change(job, to(JobStatus.SUCCEEDED, output=("u",)), now())
     settings = make_settings(db_url, allow_private_callbacks=False, submit_idle_seconds=0.05)
     provider = ModelsLabClient("http://127.0.0.1:9/api/v6", "k")
     workers = Workers(WorkContext(settings, store, provider, "s"))
     await workers.start()
     try:
         for _ in range(100):
-            delivery = await store.delivery_of_job(job.id)
+            delivery = await store.callbacks.delivery_of_job(job.id)
             if delivery is not None and delivery.status == "dead":
                 break
             await asyncio.sleep(0.02)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.domain.states import JobStatus
+from service.store import Store
 from service.store import queries as q
 from service.store.explain import plan
-from service.store.manager import Store
 from tests.factories import client_id
 from tests.seeding import analyze, seed_delivered_callbacks, seed_jobs
 
@@ -58,5 +58,5 @@ async def test_every_hot_query_reads_an_index_on_a_big_table(store: Store) -> No
                 problems.append(f"{name} uses no index:\n{explained}")
     assert not problems, "\n\n".join(problems)
     # And the claims still find exactly the due jobs.
-    assert len(await store.claim_for_submit(NOW, "w", LEASE, 100)) == 50
-    assert len(await store.claim_for_poll(NOW, "w", LEASE, 100)) == 50
+    assert len(await store.jobs.claim_for_submit(NOW, "w", LEASE, 100)) == 50
+    assert len(await store.jobs.claim_for_poll(NOW, "w", LEASE, 100)) == 50

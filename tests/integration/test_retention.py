@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.domain.retention import parse_age
-from service.store.manager import Store
+from service.store import Store
 from service.store.tables import job_events, jobs
 from tests.factories import client_id, queued_job
 from tests.seeding import seed_jobs
@@ -42,28 +42,28 @@ async def test_prune_deletes_only_old_finished_jobs_and_their_events(store: Stor
             ],
         )
     events_before = await count(store, job_events)
-    deleted = await store.prune(NOW - timedelta(days=30), batch_size=10)
+    deleted = await store.jobs.prune(NOW - timedelta(days=30), batch_size=10)
     assert deleted == 35
     assert await count(store) == 5 + 3 + 1
     assert await count(store, job_events) == events_before - 35
-    assert await store.get_job_by_id(old_queued.id) is not None
-    assert await store.prune(NOW - timedelta(days=30), batch_size=10) == 0
+    assert await store.jobs.get_job_by_id(old_queued.id) is not None
+    assert await store.jobs.prune(NOW - timedelta(days=30), batch_size=10) == 0
 
 
 async def test_one_replica_prunes_at_a_time(store: Store, db_url: str) -> None:
     if not db_url.startswith("postgresql"):
         # SQLite serialises every write; there is no second replica to keep out.
-        assert await store.prune(NOW, batch_size=10) == 0
+        assert await store.jobs.prune(NOW, batch_size=10) == 0
         return
     from service.store import queries as q
 
     async with store.engine.connect() as other:  # another replica, mid-prune
         assert (await other.execute(q.try_lock_prune())).scalar()
         try:
-            assert await store.prune(NOW) is None
+            assert await store.jobs.prune(NOW) is None
         finally:
             await other.execute(q.unlock_prune())
-    assert await store.prune(NOW) == 0
+    assert await store.jobs.prune(NOW) == 0
 
 
 @pytest.mark.parametrize(("text", "days"), [("30d", 30), ("2w", 14), ("36h", 1.5), ("1440m", 1)])

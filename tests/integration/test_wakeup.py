@@ -11,7 +11,7 @@ from service.app import create_app
 from service.domain.states import JobStatus
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
-from service.store.manager import Store
+from service.store import Store
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
 from tests.conftest import make_settings
@@ -34,7 +34,7 @@ async def test_a_job_created_elsewhere_is_submitted_without_waiting_for_the_tick
     provider = ModelsLabClient(f"{live.url}/api/v6", "k")
     workers = None
     if not sqlite:
-        workers = Workers(WorkContext(settings, Store(store.engine), provider, "s"))
+        workers = Workers(WorkContext(settings, Store(store.db), provider, "s"))
         await workers.start()
         assert workers._listener is not None
         await asyncio.wait_for(workers._listener.connected.wait(), 5)
@@ -44,7 +44,9 @@ async def test_a_job_created_elsewhere_is_submitted_without_waiting_for_the_tick
             if sqlite:
                 api_app.state.ctx.work.provider = provider
             await asyncio.sleep(0.1)
-            raw, _ = await store.create_key("a", ["jobs:write"], api_app.state.ctx.work.clock())
+            raw, _ = await store.clients.create_key(
+                "a", ["jobs:write"], api_app.state.ctx.work.clock()
+            )
             transport = httpx.ASGITransport(app=api_app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 created = await client.post(
@@ -54,7 +56,7 @@ async def test_a_job_created_elsewhere_is_submitted_without_waiting_for_the_tick
             loop = asyncio.get_running_loop()
             started = loop.time()
             while loop.time() - started < 5:
-                job = await store.get_job_by_id(job_id)
+                job = await store.jobs.get_job_by_id(job_id)
                 assert job is not None
                 if job.status is JobStatus.PROCESSING:
                     break

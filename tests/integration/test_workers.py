@@ -12,7 +12,7 @@ import pytest
 from service.domain.states import JobStatus
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
-from service.store.manager import Store
+from service.store import Store
 from service.workers.context import WorkContext
 from service.workers.poller import poll_job
 from service.workers.runner import Workers
@@ -61,14 +61,14 @@ async def rig(store: Store, db_url: str, live: LiveServer) -> AsyncIterator[Rig]
 
 async def claim_one_for_submit(store: Store, owner: str = "w"):  # type: ignore[no-untyped-def]
     t = now()
-    [job] = await store.claim_for_submit(t, owner, t + timedelta(seconds=10), 1)
+    [job] = await store.jobs.claim_for_submit(t, owner, t + timedelta(seconds=10), 1)
     return job
 
 
 async def claim_for_poll(store: Store, owner: str = "w"):  # type: ignore[no-untyped-def]
-    [job] = await store.list_jobs(None, None, None, 1)
+    [job] = await store.jobs.list_jobs(None, None, None, 1)
     t = now()
-    claimed = await store.claim_job(job.id, t, owner, t + timedelta(seconds=10))
+    claimed = await store.jobs.claim_for_refresh(job.id, t, owner, t + timedelta(seconds=10))
     assert claimed is not None
     return claimed
 
@@ -79,7 +79,7 @@ async def test_submit_moves_a_job_to_processing_with_its_first_poll_after_eta(
     job = await queued_job(store, rig.client, now(), width=256, height=192)
     claimed = await claim_one_for_submit(store)
     await submit_job(rig.ctx, claimed, "w")
-    fresh = await store.get_job_by_id(job.id)
+    fresh = await store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status is JobStatus.PROCESSING
     assert fresh.provider_id and fresh.fetch_result and fresh.submitted_at
     assert fresh.lease_owner is None
@@ -110,7 +110,7 @@ async def test_a_provider_verdict_fails_the_job(
     try:
         job = await queued_job(store, rig.client, now())
         await submit_job(rig.ctx, await claim_one_for_submit(store), "w")
-        fresh = await store.get_job_by_id(job.id)
+        fresh = await store.jobs.get_job_by_id(job.id)
         assert fresh is not None and fresh.status is JobStatus.FAILED
         assert (fresh.error_code, fresh.error_message) == ("provider_rejected", "Invalid API key")
     finally:
@@ -124,14 +124,14 @@ async def test_a_provider_outage_leaves_the_job_queued_for_a_retry(
     try:
         job = await queued_job(store, rig.client, now())
         await submit_job(rig.ctx, await claim_one_for_submit(store), "w")
-        fresh = await store.get_job_by_id(job.id)
+        fresh = await store.jobs.get_job_by_id(job.id)
         assert fresh is not None and fresh.status is JobStatus.QUEUED
         assert (
             fresh.lease_owner is None
             and fresh.next_poll_at is not None
             and fresh.next_poll_at > now()
         )
-        kinds = [e.kind for e in await store.list_events(job.id)]
+        kinds = [e.kind for e in await store.jobs.list_events(job.id)]
         assert kinds[-1] == "submit_error"
     finally:
         await rig.ctx.provider.aclose()
@@ -155,7 +155,7 @@ async def test_past_the_timeout_a_job_ends_timed_out_without_a_poll(rig: Rig, st
     long_ago = now() - timedelta(hours=2)
     await queued_job(store, rig.client, long_ago)
     await submit_job(rig.ctx, await claim_one_for_submit(store), "w")
-    [job] = await store.list_jobs(None, None, None, 1)
+    [job] = await store.jobs.list_jobs(None, None, None, 1)
     assert job.status is JobStatus.TIMED_OUT and job.error_code == "timed_out"
     assert sum(rig.sim.submits.values()) == 0
 
@@ -173,7 +173,7 @@ async def test_the_runner_submits_a_new_job_at_once_and_sweeps_it_done(
         job = await queued_job(store, rig.client, now())
         workers.wake()  # the idle tick is 30 s: only the wake-up can submit it this fast
         for _ in range(100):
-            fresh = await store.get_job_by_id(job.id)
+            fresh = await store.jobs.get_job_by_id(job.id)
             assert fresh is not None
             if fresh.status is JobStatus.SUCCEEDED:
                 break
@@ -193,7 +193,7 @@ async def test_the_runner_survives_a_dead_provider_and_hands_back_claims(
         job = await queued_job(store, rig.client, now())
         workers.wake()
         for _ in range(100):
-            events = [e.kind for e in await store.list_events(job.id)]
+            events = [e.kind for e in await store.jobs.list_events(job.id)]
             if "submit_error" in events:
                 break
             await asyncio.sleep(0.02)
@@ -202,21 +202,23 @@ async def test_the_runner_survives_a_dead_provider_and_hands_back_claims(
     finally:
         await workers.stop(timeout=5)
         await rig.ctx.provider.aclose()
-    fresh = await store.get_job_by_id(job.id)
+    fresh = await store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status is JobStatus.QUEUED and fresh.lease_owner is None
 
 
 async def test_one_resubmission_after_a_crashed_submit(rig: Rig, store: Store) -> None:
     job = await queued_job(store, rig.client, now())
     t = now()
-    await store.claim_for_submit(t, "dead", t + timedelta(seconds=1), 1)  # then the worker dies
+    await store.jobs.claim_for_submit(
+        t, "dead", t + timedelta(seconds=1), 1
+    )  # then the worker dies
     later = t + timedelta(seconds=2)
-    [claimed] = await store.claim_for_submit(later, "w", later + timedelta(seconds=10), 1)
+    [claimed] = await store.jobs.claim_for_submit(later, "w", later + timedelta(seconds=10), 1)
     assert claimed.crashed_submits == 1
     await submit_job(rig.ctx, claimed, "w")
-    fresh = await store.get_job_by_id(job.id)
+    fresh = await store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status is JobStatus.PROCESSING
-    assert "resubmit_after_crash" in [e.kind for e in await store.list_events(job.id)]
+    assert "resubmit_after_crash" in [e.kind for e in await store.jobs.list_events(job.id)]
     assert rig.sim.accepted[str(job.id)] == 1
 
 
@@ -225,19 +227,21 @@ async def test_never_a_second_resubmission_after_crashes(rig: Rig, store: Store)
     t = now()
     for i in range(2):  # two workers die holding the claim
         t = t + timedelta(seconds=2)
-        await store.claim_for_submit(t, f"dead{i}", t + timedelta(seconds=1), 1)
+        await store.jobs.claim_for_submit(t, f"dead{i}", t + timedelta(seconds=1), 1)
     t = t + timedelta(seconds=2)
-    [claimed] = await store.claim_for_submit(t, "w", t + timedelta(seconds=10), 1)
+    [claimed] = await store.jobs.claim_for_submit(t, "w", t + timedelta(seconds=10), 1)
     assert claimed.crashed_submits == 2
     await submit_job(rig.ctx, claimed, "w")
     assert rig.sim.submits[str(job.id)] == 0  # not sent a third time
-    fresh = await store.get_job_by_id(job.id)
+    fresh = await store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status is JobStatus.PROCESSING
     assert fresh.next_poll_at == fresh.created_at + timedelta(
         seconds=rig.ctx.settings.job_timeout_seconds
     )
     assert [
-        e.detail["reason"] for e in await store.list_events(job.id) if e.kind == "submit_skipped"
+        e.detail["reason"]
+        for e in await store.jobs.list_events(job.id)
+        if e.kind == "submit_skipped"
     ] == ["crashed_twice"]
 
 
@@ -260,7 +264,7 @@ async def test_stop_leaves_an_interrupted_submit_claimed(
     finally:
         await rig.ctx.provider.aclose()
         await hang.stop()
-    fresh = await store.get_job_by_id(job.id)
+    fresh = await store.jobs.get_job_by_id(job.id)
     assert (
         fresh is not None
         and fresh.status is JobStatus.QUEUED

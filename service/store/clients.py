@@ -1,0 +1,118 @@
+"""Clients and their keys: creation, authentication, revocation, callback secrets and
+default URLs; and the service's own generated state (the webhook secret)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from service.domain import callbacks
+from service.store import queries as q
+from service.store.db import Database
+from service.store.records import ClientSecrets, KeyInfo, Principal, hash_key
+
+KEY_PREFIX = "opj_"
+WEBHOOK_SECRET_KEY = "webhook_secret"
+
+
+class ClientStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def webhook_secret(self, configured: str | None) -> str:
+        """WEBHOOK_SECRET if set; otherwise one generated once and kept in the database."""
+        if configured:
+            return configured
+        async with self.db.read() as conn:
+            found = (await conn.execute(q.get_state(WEBHOOK_SECRET_KEY))).scalar()
+        if found is not None:
+            return str(found)
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(q.insert_state(WEBHOOK_SECRET_KEY, secrets.token_urlsafe(32)))
+        except IntegrityError:
+            pass  # another process won the race; read theirs
+        async with self.db.read() as conn:
+            return str((await conn.execute(q.get_state(WEBHOOK_SECRET_KEY))).scalar_one())
+
+    async def create_key(
+        self, client_name: str, scopes: Sequence[str], now: datetime
+    ) -> tuple[str, str | None]:
+        """A new key for the client (created if new). Returns the key, shown only now, and
+        for a new client its callback signing secret."""
+        raw_key = KEY_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
+        new_secret: str | None = None
+        async with self.db.write() as conn:
+            client = (await conn.execute(q.get_client_by_name(client_name))).first()
+            if client is None:
+                new_secret = callbacks.new_secret()
+                client_id = (
+                    await conn.execute(q.insert_client(client_name, new_secret, now))
+                ).scalar_one()
+            else:
+                client_id = client.id
+            await conn.execute(
+                q.insert_key(client_id, raw_key[:12], hash_key(raw_key), ",".join(scopes), now)
+            )
+        return raw_key, new_secret
+
+    async def authenticate(self, raw_key: str, now: datetime) -> Principal | None:
+        digest = hash_key(raw_key)
+        async with self.db.read() as conn:
+            row = (await conn.execute(q.find_active_key(digest))).first()
+        if row is None or not secrets.compare_digest(row.key_hash, digest):
+            return None
+        stale = now - timedelta(seconds=60)
+        if row.last_used_at is None or row.last_used_at < stale:  # a write at most once a minute
+            async with self.db.write() as conn:
+                await conn.execute(q.touch_key(row.id, now, stale))
+        return Principal(
+            key_id=row.id,
+            client_id=row.client_id,
+            client_name=row.client_name,
+            scopes=frozenset(s for s in row.scopes.split(",") if s),
+            default_callback_url=row.default_callback_url,
+        )
+
+    async def list_keys(self) -> list[KeyInfo]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(q.list_keys())).all()
+        return [
+            KeyInfo(r.prefix, r.client_name, r.scopes, r.created_at, r.revoked_at, r.last_used_at)
+            for r in rows
+        ]
+
+    async def revoke_key(self, prefix: str, now: datetime) -> bool:
+        async with self.db.write() as conn:
+            return bool((await conn.execute(q.revoke_key(prefix, now))).rowcount)
+
+    async def count_keys(self) -> int:
+        async with self.db.read() as conn:
+            return int((await conn.execute(q.count_keys())).scalar_one())
+
+    async def client_id_of(self, name: str) -> int | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(q.get_client_by_name(name))).first()
+        return int(row.id) if row else None
+
+    async def client_secrets(self, client_id: int) -> ClientSecrets:
+        async with self.db.read() as conn:
+            row = (await conn.execute(q.get_client(client_id))).one()
+        return ClientSecrets(
+            row.callback_secret, row.previous_callback_secret, row.previous_secret_expires_at
+        )
+
+    async def rotate_secret(self, client_name: str, now: datetime, grace: timedelta) -> str | None:
+        secret = callbacks.new_secret()
+        async with self.db.write() as conn:
+            done = (
+                await conn.execute(q.rotate_client_secret(client_name, secret, now + grace))
+            ).rowcount
+        return secret if done else None
+
+    async def set_default_callback(self, client_name: str, url: str | None) -> bool:
+        async with self.db.write() as conn:
+            return bool((await conn.execute(q.set_default_callback(client_name, url))).rowcount)
