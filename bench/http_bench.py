@@ -50,12 +50,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def prepare(url: str) -> str:
-    """Migrate, create a client key, seed JOBS processing jobs (ids 1..JOBS)."""
+CLIENTS = 8  # creation is also measured spread over this many clients
+
+
+async def prepare(url: str) -> tuple[str, list[str]]:
+    """Migrate, create a client key (and one for each of CLIENTS more clients), seed JOBS
+    processing jobs (ids 1..JOBS) of the first client."""
     await asyncio.to_thread(upgrade, url)
     store = Store.connect(url)
     try:
         key, _ = await store.clients.create_key("bench", ["jobs:write", "jobs:read"], _now())
+        others = [
+            (await store.clients.create_key(f"bench-{i}", ["jobs:write"], _now()))[0]
+            for i in range(CLIENTS)
+        ]
         async with store.engine.begin() as conn:
             from datetime import timedelta
 
@@ -63,10 +71,11 @@ async def prepare(url: str) -> str:
             await conn.execute(
                 text(
                     "INSERT INTO status_counts (client_id, status, shard, n) VALUES (1, 'processing', 0, :n)"
+                    " ON CONFLICT (client_id, status, shard) DO UPDATE SET n = status_counts.n + excluded.n"
                 ),
                 {"n": JOBS},
             )
-        return key
+        return key, others
     finally:
         await store.close()
 
@@ -77,7 +86,7 @@ def _now() -> datetime:
     return utcnow()
 
 
-def lua_scripts(workdir: Path, key: str) -> dict[str, Path]:
+def lua_scripts(workdir: Path, key: str, others: list[str]) -> dict[str, Path]:
     paths = ",\n".join(f'"/webhooks/modelslab/{make_token(SECRET, i)}"' for i in range(1, JOBS + 1))
     hook_body = (
         '\'{"status":"success","id":\' .. i .. \',"output":["https://cdn.example.invalid/\' .. i .. '
@@ -93,6 +102,11 @@ def lua_scripts(workdir: Path, key: str) -> dict[str, Path]:
         f"  return wrk.format(nil, '/hook/' .. i, nil, {hook_body})\nend\n",
         "service_create": f'{common}wrk.headers["Authorization"] = "Bearer {key}"\n'
         'wrk.body = \'{"image":"https://example.invalid/in.png","prompt":"bench","width":256,"height":192}\'\n',
+        "service_create_many": f"{common}{seed}keys = {{{', '.join(repr(k) for k in others)}}}\n"
+        'wrk.body = \'{"image":"https://example.invalid/in.png","prompt":"bench","width":256,"height":192}\'\n'
+        "request = function()\n"
+        "  return wrk.format(nil, nil, {['Authorization'] = 'Bearer ' .. keys[math.random(#keys)], "
+        "['Content-Type'] = 'application/json'}, nil)\nend\n",
         "anchor_create": f"{common}{seed}"
         'wrk.body = \'{"image":"https://example.invalid/in.png","prompt":"bench","width":256,"height":192}\'\n'
         "request = function()\n  return wrk.format(nil, '/hook/' .. math.random(100000), nil, nil)\nend\n",
@@ -290,8 +304,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="outpaint-bench-"))
     try:
         url, anchor_url = database(args.backend, workdir, "http")
-        key = asyncio.run(prepare(url))
-        scripts = lua_scripts(workdir, key)
+        key, others = asyncio.run(prepare(url))
+        scripts = lua_scripts(workdir, key, others)
         port, anchor_port = free_port(), free_port()
         env = {
             **os.environ,

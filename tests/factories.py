@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, delete, update
 
 from service.domain.changes import Change, Fields
 from service.domain.jobs import Job
@@ -78,8 +78,8 @@ def to(status: JobStatus, source: str = "test", **fields: Any) -> Change:
 async def force(store: Store, job_id: int, **columns: Any) -> Job:
     """Test only: set columns of a job directly (a state the flow would take long to
     reach, such as an eta in the past)."""
-    async with store.db.write() as conn:
-        await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**columns))
+    stmt = update(jobs).where(jobs.c.id == job_id).values(**columns)
+    await store.db.run(lambda conn: conn.execute(stmt))
     job = await store.jobs.get_job_by_id(job_id)
     assert job is not None
     return job
@@ -87,7 +87,8 @@ async def force(store: Store, job_id: int, **columns: Any) -> Job:
 
 async def empty_every_table(store: Store) -> None:
     """Test only: empty every table, children first."""
-    async with store.db.write() as conn:
+
+    def empty(conn: Connection) -> None:
         for table in (
             callback_deliveries,
             job_events,
@@ -98,4 +99,6 @@ async def empty_every_table(store: Store) -> None:
             clients,
             service_state,
         ):
-            await conn.execute(delete(table))
+            conn.execute(delete(table))
+
+    await store.db.run(empty)

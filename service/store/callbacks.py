@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 
 from service.domain import callbacks
 from service.store import queries as q
@@ -22,24 +22,27 @@ class CallbackStore:
     async def claim_deliveries(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[Delivery]:
-        async with self.db.write() as conn:
-            rows = (await conn.execute(q.claim_deliveries(now, owner, lease_until, limit))).all()
-        return [delivery_from_row(r) for r in rows]
+        stmt = q.claim_deliveries(now, owner, lease_until, limit)
+        return await self.db.run(
+            lambda conn: [delivery_from_row(r) for r in conn.execute(stmt).all()]
+        )
 
     async def with_body(self, delivery: Delivery, now: datetime) -> Delivery:
         """The delivery with its body: built from the terminal job at the first attempt and
         kept, so every later attempt sends the same bytes (a racing builder's wins)."""
         if delivery.body is not None:
             return delivery
-        async with self.db.write() as conn:
-            job_row = (await conn.execute(q.get_job(delivery.job_id))).one()
+
+        def tx(conn: Connection) -> Delivery:
+            job_row = conn.execute(q.get_job(delivery.job_id)).one()
             _event_type, body = callbacks.payload(job_from_row(job_row), now)
             d = callback_deliveries
-            await conn.execute(
+            conn.execute(
                 update(d).where(d.c.id == delivery.id, d.c.body.is_(None)).values(body=body)
             )
-            row = (await conn.execute(q.get_delivery_of_job(delivery.job_id))).one()
-        return delivery_from_row(row)
+            return delivery_from_row(conn.execute(q.get_delivery_of_job(delivery.job_id)).one())
+
+        return await self.db.run(tx)
 
     async def finish_attempt(
         self, delivery: Delivery, owner: str, now: datetime, attempt: callbacks.Attempt
@@ -69,31 +72,38 @@ class CallbackStore:
                 attempt.next_attempt_at.isoformat() if attempt.next_attempt_at else None
             ),
         }
-        async with self.db.write() as conn:
-            row = (await conn.execute(q.finish_attempt(delivery.id, owner, values))).first()
+
+        def tx(conn: Connection) -> Delivery | None:
+            row = conn.execute(q.finish_attempt(delivery.id, owner, values)).first()
             if row is None:
                 return None
-            await conn.execute(
+            conn.execute(
                 q.insert_event(delivery.job_id, now, "callback_attempt", "notifier", event)
             )
-            await conn.execute(q.set_callback_status(delivery.job_id, row.status, now))
-        return delivery_from_row(row)
+            conn.execute(q.set_callback_status(delivery.job_id, row.status, now))
+            return delivery_from_row(row)
+
+        return await self.db.run(tx)
 
     async def replay_callback(self, job_id: int, now: datetime) -> Delivery | None:
         """Send the job's event again: the schedule from the start, the same webhook-id."""
-        async with self.db.write() as conn:
-            row = (await conn.execute(q.replay_delivery(job_id, now))).first()
+        postgresql = self.db.is_postgresql
+
+        def tx(conn: Connection) -> Delivery | None:
+            row = conn.execute(q.replay_delivery(job_id, now)).first()
             if row is None:
                 return None
-            await conn.execute(
+            conn.execute(
                 q.insert_event(
                     job_id, now, "callback_replay", "api", {"webhook_id": row.webhook_id}
                 )
             )
-            await conn.execute(q.set_callback_status(job_id, callbacks.PENDING, now))
-            if self.db.is_postgresql:
-                await conn.execute(q.notify_workers(q.WAKE_CALLBACK_DUE))
-        return delivery_from_row(row)
+            conn.execute(q.set_callback_status(job_id, callbacks.PENDING, now))
+            if postgresql:
+                conn.execute(q.notify_workers(q.WAKE_CALLBACK_DUE))
+            return delivery_from_row(row)
+
+        return await self.db.run(tx)
 
     async def delivery_of_job(self, job_id: int) -> Delivery | None:
         async with self.db.read() as conn:

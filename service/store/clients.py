@@ -3,14 +3,17 @@ default URLs; and the service's own generated state (the webhook secret)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from service.domain import callbacks
 from service.store import queries as q
+from service.store.changes import statements_for
 from service.store.db import Database
 from service.store.records import ClientSecrets, KeyInfo, Principal, hash_key
 
@@ -21,6 +24,7 @@ WEBHOOK_SECRET_KEY = "webhook_secret"
 class ClientStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.statements = statements_for(db)
 
     async def webhook_secret(self, configured: str | None) -> str:
         """WEBHOOK_SECRET if set; otherwise one generated once and kept in the database."""
@@ -30,11 +34,12 @@ class ClientStore:
             found = (await conn.execute(q.get_state(WEBHOOK_SECRET_KEY))).scalar()
         if found is not None:
             return str(found)
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(q.insert_state(WEBHOOK_SECRET_KEY, secrets.token_urlsafe(32)))
-        except IntegrityError:
-            pass  # another process won the race; read theirs
+        with contextlib.suppress(IntegrityError):  # another process won the race: theirs
+            await self.db.run(
+                lambda conn: conn.execute(
+                    q.insert_state(WEBHOOK_SECRET_KEY, secrets.token_urlsafe(32))
+                )
+            )
         async with self.db.read() as conn:
             return str((await conn.execute(q.get_state(WEBHOOK_SECRET_KEY))).scalar_one())
 
@@ -44,37 +49,43 @@ class ClientStore:
         """A new key for the client (created if new). Returns the key, shown only now, and
         for a new client its callback signing secret."""
         raw_key = KEY_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
-        new_secret: str | None = None
-        async with self.db.write() as conn:
-            client = (await conn.execute(q.get_client_by_name(client_name))).first()
+        fresh_secret = callbacks.new_secret()
+
+        def tx(conn: Connection) -> str | None:
+            client = conn.execute(q.get_client_by_name(client_name)).first()
+            new_secret = None
             if client is None:
-                new_secret = callbacks.new_secret()
-                client_id = (
-                    await conn.execute(q.insert_client(client_name, new_secret, now))
-                ).scalar_one()
+                new_secret = fresh_secret
+                client_id = conn.execute(q.insert_client(client_name, new_secret, now)).scalar_one()
+                conn.execute(q.seed_client_counts(client_id))
             else:
                 client_id = client.id
-            await conn.execute(
+            conn.execute(
                 q.insert_key(client_id, raw_key[:12], hash_key(raw_key), ",".join(scopes), now)
             )
-        return raw_key, new_secret
+            return new_secret
+
+        return raw_key, await self.db.run(tx)
 
     async def authenticate(self, raw_key: str, now: datetime) -> Principal | None:
         digest = hash_key(raw_key)
-        async with self.db.read() as conn:
-            row = (await conn.execute(q.find_active_key(digest))).first()
-        if row is None or not secrets.compare_digest(row.key_hash, digest):
+        row = await self.statements.find_active_key(digest)
+        if row is None:
+            return None
+        m = row
+        if not secrets.compare_digest(m["key_hash"], digest):
             return None
         stale = now - timedelta(seconds=60)
-        if row.last_used_at is None or row.last_used_at < stale:  # a write at most once a minute
-            async with self.db.write() as conn:
-                await conn.execute(q.touch_key(row.id, now, stale))
+        last = m["last_used_at"]
+        if last is None or last < stale:  # a write at most once a minute
+            touch = q.touch_key(m["id"], now, stale)
+            await self.db.run(lambda conn: conn.execute(touch))
         return Principal(
-            key_id=row.id,
-            client_id=row.client_id,
-            client_name=row.client_name,
-            scopes=frozenset(s for s in row.scopes.split(",") if s),
-            default_callback_url=row.default_callback_url,
+            key_id=m["id"],
+            client_id=m["client_id"],
+            client_name=m["client_name"],
+            scopes=frozenset(s for s in m["scopes"].split(",") if s),
+            default_callback_url=m["default_callback_url"],
         )
 
     async def list_keys(self) -> list[KeyInfo]:
@@ -86,8 +97,8 @@ class ClientStore:
         ]
 
     async def revoke_key(self, prefix: str, now: datetime) -> bool:
-        async with self.db.write() as conn:
-            return bool((await conn.execute(q.revoke_key(prefix, now))).rowcount)
+        stmt = q.revoke_key(prefix, now)
+        return await self.db.run(lambda conn: bool(conn.execute(stmt).rowcount))
 
     async def count_keys(self) -> int:
         async with self.db.read() as conn:
@@ -107,12 +118,10 @@ class ClientStore:
 
     async def rotate_secret(self, client_name: str, now: datetime, grace: timedelta) -> str | None:
         secret = callbacks.new_secret()
-        async with self.db.write() as conn:
-            done = (
-                await conn.execute(q.rotate_client_secret(client_name, secret, now + grace))
-            ).rowcount
+        stmt = q.rotate_client_secret(client_name, secret, now + grace)
+        done = await self.db.run(lambda conn: conn.execute(stmt).rowcount)
         return secret if done else None
 
     async def set_default_callback(self, client_name: str, url: str | None) -> bool:
-        async with self.db.write() as conn:
-            return bool((await conn.execute(q.set_default_callback(client_name, url))).rowcount)
+        stmt = q.set_default_callback(client_name, url)
+        return await self.db.run(lambda conn: bool(conn.execute(stmt).rowcount))

@@ -9,16 +9,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from service.domain.wakeups import Wake
+from service.store.engine import asyncpg_dsn
 from service.store.queries import WAKE_CHANNEL
 
 log = logging.getLogger("service.listener")
-
-
-def asyncpg_dsn(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Listener:

@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from service.domain.states import JobStatus
 from service.domain.wakeups import Wake
 from service.store.tables import (
+    COUNT_SHARDS,
     api_keys,
     callback_deliveries,
     clients,
@@ -73,6 +74,18 @@ def insert_client(name: str, callback_secret: str, now: datetime) -> Insert:
         insert(clients)
         .values(name=name, callback_secret=callback_secret, created_at=now)
         .returning(clients.c.id)
+    )
+
+
+def seed_client_counts(client_id: int) -> Insert:
+    """A new client's unfinished-job counters, at zero: they exist from the start, so a
+    creation can lock every one of them (PostgreSQL's `create_job`)."""
+    return insert(status_counts).values(
+        [
+            {"client_id": client_id, "status": status, "shard": shard, "n": 0}
+            for status in ("queued", "processing")
+            for shard in range(COUNT_SHARDS)
+        ]
     )
 
 

@@ -22,3 +22,4 @@ def load(filename: str) -> dict[str, str]:
 
 
 POSTGRESQL = load("postgresql.sql")
+SQLITE = load("sqlite.sql")

@@ -5,8 +5,8 @@
 -- Apply one planned change in one statement, when the job is still where the caller
 -- expects it ($2, and under the claim $3 when given): set the job's fields, bump its
 -- version, record the change's events in order, move the per-state counters, and queue
--- the callback (its body is built at the first delivery). No row back: the job had moved,
--- and the caller takes the general path.
+-- the callback (its body is built at the first delivery). Returns the job and `applied`;
+-- not applied, the job as it was (it had moved), for the caller to decide again.
 WITH upd AS (
     UPDATE jobs SET
         status = $4::varchar,
@@ -55,4 +55,108 @@ WITH upd AS (
     FROM upd
     WHERE $26::varchar IS NOT NULL AND upd.callback_url IS NOT NULL
 )
+SELECT upd.*, true AS applied FROM upd
+UNION ALL
+SELECT jobs.*, false AS applied FROM jobs
+WHERE jobs.id = $1::bigint AND NOT EXISTS (SELECT 1 FROM upd)
+
+-- name: count_webhook
+-- Count one webhook that moves nothing, on the job as the caller found it ($2: its status,
+-- $3: its webhook count, so concurrent counters never skip the body cap), and record the
+-- events the caller passes (its raw body and why nothing moved, or none past the cap).
+-- No row back: the job had moved; the caller looks again.
+WITH upd AS (
+    UPDATE jobs SET
+        webhooks = webhooks + 1,
+        version = version + 1,
+        updated_at = $4::timestamptz
+    WHERE id = $1::bigint AND status = $2::varchar AND webhooks = $3::integer
+    RETURNING *
+), events AS (
+    INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
+    SELECT upd.id, $4::timestamptz, e.kind, e.source, e.from_status, e.to_status, e.detail
+    FROM upd CROSS JOIN ROWS FROM (
+        jsonb_to_recordset($5::jsonb)
+            AS (kind varchar, source varchar, from_status varchar, to_status varchar, detail jsonb)
+    ) WITH ORDINALITY AS e(kind, source, from_status, to_status, detail, ord)
+    ORDER BY e.ord
+)
 SELECT * FROM upd
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = $1::bigint
+
+-- name: find_active_key
+SELECT api_keys.*, clients.name AS client_name, clients.default_callback_url
+FROM api_keys JOIN clients ON clients.id = api_keys.client_id
+WHERE api_keys.key_hash = $1::varchar AND api_keys.revoked_at IS NULL
+
+-- name: create_job
+-- Create a job in one statement (its own transaction), exact under concurrent creators of
+-- one client without a lock held across round trips: the client's rate window row and its
+-- unfinished counters are row-locked here, so a creator that waited for another reads the
+-- counts that one committed. Given the Idempotency-Key ($2), the window ($3), and the
+-- limits ($4 creations a window, $5 unfinished jobs): a key
+-- that names a job inserts nothing and counts nothing (the caller replays it, or frees an
+-- expired key and asks again); otherwise the creation counts in the window, and the job,
+-- its `created` event and its count are inserted when both limits allow, with a NOTIFY to
+-- every replica's submitter. Returns what was found and the job, if one was made.
+WITH prior AS (
+    SELECT id, created_at, request_hash FROM jobs
+    WHERE client_id = $1::bigint AND idempotency_key = $2::varchar
+), window_count AS (
+    INSERT INTO rate_windows (client_id, window_start, count)
+    SELECT $1::bigint, $3::timestamptz, 1 WHERE NOT EXISTS (SELECT 1 FROM prior)
+    ON CONFLICT (client_id, window_start) DO UPDATE SET count = rate_windows.count + 1
+    RETURNING count
+), open_rows AS (
+    SELECT n FROM status_counts
+    WHERE client_id = $1::bigint AND status IN ('queued', 'processing')
+    FOR UPDATE
+), open AS (
+    SELECT COALESCE(sum(n), 0)::bigint AS n FROM open_rows
+), allowed AS (
+    SELECT 1 AS ok FROM window_count, open
+    WHERE window_count.count <= $4::bigint AND open.n < $5::bigint
+), j AS (
+    INSERT INTO jobs (public_id, client_id, status, request, idempotency_key, request_hash,
+                      output, created_at, updated_at, next_poll_at, callback_url, metadata)
+    SELECT $6::varchar, $1::bigint, 'queued', $7::jsonb, $2::varchar, $8::varchar, '[]'::jsonb,
+           $9::timestamptz, $9::timestamptz, $9::timestamptz, $10::text, $11::jsonb
+    FROM allowed
+    RETURNING *
+), created AS (
+    INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
+    SELECT id, $9::timestamptz, 'created', 'api', NULL, 'queued', '{}'::jsonb FROM j
+), counted AS (
+    INSERT INTO status_counts (client_id, status, shard, n)
+    SELECT $1::bigint, 'queued', (j.id % $12::integer)::integer, 1 FROM j
+    ON CONFLICT (client_id, status, shard) DO UPDATE SET n = status_counts.n + 1
+)
+SELECT
+    (SELECT count FROM window_count) AS window_count,
+    (SELECT n FROM open) AS unfinished,
+    (SELECT id FROM prior) AS prior_id,
+    (SELECT created_at FROM prior) AS prior_created_at,
+    (SELECT request_hash FROM prior) AS prior_hash,
+    j.*,
+    CASE WHEN j.id IS NOT NULL THEN pg_notify($13::text, $14::text) END AS notified
+FROM (SELECT 1) AS one LEFT JOIN j ON true
+
+-- name: forget_idempotency_key
+-- A key older than its lifetime may name a new job.
+UPDATE jobs SET idempotency_key = NULL WHERE id = $1::bigint
+
+-- name: forget_rate_windows
+-- A client's past windows, when its new one opens.
+DELETE FROM rate_windows WHERE client_id = $1::bigint AND window_start < $2::timestamptz
+
+-- name: record_events
+-- Events on a job whose change did not apply (its notes, and why).
+INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
+SELECT $1::bigint, $2::timestamptz, e.kind, e.source, e.from_status, e.to_status, e.detail
+FROM ROWS FROM (
+    jsonb_to_recordset($3::jsonb)
+        AS (kind varchar, source varchar, from_status varchar, to_status varchar, detail jsonb)
+) WITH ORDINALITY AS e(kind, source, from_status, to_status, detail, ord)
+ORDER BY e.ord
