@@ -327,15 +327,17 @@ def main() -> None:
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in scripts}
         try:
             for _ in range(args.rounds):
-                for kind in ("webhook", "create"):
-                    runs[f"anchor_{kind}"].append(
-                        wrk(
-                            f"http://127.0.0.1:{anchor_port}",
-                            scripts[f"anchor_{kind}"],
-                            args.seconds,
+                for kind in ("webhook", "create", "create_many"):
+                    anchor_kind = "create" if kind == "create_many" else kind
+                    if kind != "create_many":
+                        runs[f"anchor_{anchor_kind}"].append(
+                            wrk(
+                                f"http://127.0.0.1:{anchor_port}",
+                                scripts[f"anchor_{anchor_kind}"],
+                                args.seconds,
+                            )
                         )
-                    )
-                    path = "/v1/jobs" if kind == "create" else ""
+                    path = "/v1/jobs" if kind.startswith("create") else ""
                     runs[f"service_{kind}"].append(
                         wrk(
                             f"http://127.0.0.1:{port}{path}",
@@ -371,8 +373,9 @@ def main() -> None:
             "service_peak_rss_mb": round(rss, 1),
             "end_to_end": e2e,
         }
-        for kind in ("webhook", "create"):
-            s, a = summary["runs"][f"service_{kind}"], summary["runs"][f"anchor_{kind}"]
+        for kind in ("webhook", "create", "create_many"):
+            anchor_kind = "create" if kind == "create_many" else kind
+            s, a = summary["runs"][f"service_{kind}"], summary["runs"][f"anchor_{anchor_kind}"]
             print(
                 f"{args.backend} {kind:<8} service {s['rps']:>8.0f} req/s p99 {s['p99_ms']:6.1f} ms   "
                 f"anchor {a['rps']:>8.0f} req/s p99 {a['p99_ms']:6.1f} ms   ratio {s['rps'] / a['rps']:.2f}"

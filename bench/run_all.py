@@ -20,9 +20,37 @@ TARGETS = {
     "webhook_ratio": 0.5,
     "webhook_p99_ms": 50.0,
     "create_ratio": 0.4,
+    "sqlite_webhook_ratio": 0.25,
+    "sqlite_webhook_p99_ms": 100.0,
+    "sqlite_create_p99_ms": 150.0,
     "claim_ratio": 1.5,
     "rss_mb": 200.0,
 }
+
+
+def goal(backend: str, kind: str, ratio: float, p99: float) -> str:
+    """The targets of the write-path issue, and whether this run met them."""
+    t = TARGETS
+    if backend == "postgresql":
+        if kind == "webhook":
+            return (
+                f"≥ {t['webhook_ratio']}: {verdict(ratio >= t['webhook_ratio'])}, "
+                f"p99 ≤ {t['webhook_p99_ms']:g} ms: {verdict(p99 <= t['webhook_p99_ms'])}"
+            )
+        if kind == "create":
+            return f"≥ {t['create_ratio']}: {verdict(ratio >= t['create_ratio'])}"
+        return "(one client's creations serialise; here 8 clients share the load)"
+    if kind == "webhook":
+        return (
+            f"≥ {t['sqlite_webhook_ratio']}: {verdict(ratio >= t['sqlite_webhook_ratio'])}, "
+            f"p99 ≤ {t['sqlite_webhook_p99_ms']:g} ms: "
+            f"{verdict(p99 <= t['sqlite_webhook_p99_ms'])}"
+        )
+    if kind == "create":
+        return (
+            f"p99 ≤ {t['sqlite_create_p99_ms']:g} ms: {verdict(p99 <= t['sqlite_create_p99_ms'])}"
+        )
+    return ""
 
 
 def run(args: list[str]) -> str:
@@ -112,23 +140,15 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for backend, h in http.items():
-        for kind, target in (
-            ("webhook", TARGETS["webhook_ratio"]),
-            ("create", TARGETS["create_ratio"]),
-        ):
-            s, a = h["runs"][f"service_{kind}"], h["runs"][f"anchor_{kind}"]
+        for kind in ("webhook", "create", "create_many"):
+            anchor_kind = "create" if kind == "create_many" else kind
+            s, a = h["runs"][f"service_{kind}"], h["runs"][f"anchor_{anchor_kind}"]
             ratio = s["rps"] / a["rps"]
-            extra = ""
-            if kind == "webhook":
-                extra = f", p99 ≤ {TARGETS['webhook_p99_ms']:g} ms: {verdict(s['p99_ms'] <= TARGETS['webhook_p99_ms'])}"
-            goal = (
-                f"≥ {target} (PostgreSQL): {verdict(ratio >= target)}{extra}"
-                if backend == "postgresql"
-                else "no target (embedded default)"
-            )
+            label = "create, 8 clients" if kind == "create_many" else kind
             lines.append(
-                f"| {backend} | {kind} | {s['rps']:.0f} | {s['p50_ms']:.1f} / {s['p99_ms']:.1f} | "
-                f"{a['rps']:.0f} | {a['p99_ms']:.1f} | {ratio:.2f} | {goal} |"
+                f"| {backend} | {label} | {s['rps']:.0f} | {s['p50_ms']:.1f} / {s['p99_ms']:.1f} | "
+                f"{a['rps']:.0f} | {a['p99_ms']:.1f} | {ratio:.2f} | "
+                f"{goal(backend, kind, ratio, s['p99_ms'])} |"
             )
         bad = sum(h["runs"][k]["non_2xx"] for k in h["runs"])
         lines.append(
@@ -144,10 +164,10 @@ def main() -> None:
     ]
     for backend, rows in claims.items():
         for name, (small, big, ratio) in rows.items():
-            goal = ""
+            flat = ""
             if name.startswith("claim") and backend == "postgresql":
-                goal = f"≤ {TARGETS['claim_ratio']}: {verdict(ratio <= TARGETS['claim_ratio'])}"
-            lines.append(f"| {backend} | {name} | {small:.3f} | {big:.3f} | {ratio:.2f} | {goal} |")
+                flat = f"≤ {TARGETS['claim_ratio']}: {verdict(ratio <= TARGETS['claim_ratio'])}"
+            lines.append(f"| {backend} | {name} | {small:.3f} | {big:.3f} | {ratio:.2f} | {flat} |")
     lines += [
         "",
         "## End to end and memory",
