@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench venv clean
+.PHONY: serve test lint bench chaos venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python -m bench.run_all
+
+# Infrastructure faults under load (PostgreSQL restarted and stopped, the provider frozen, a
+# worker killed, a full disk), on a PostgreSQL cluster of its own; writes bench/CHAOS.md.
+# Needs root (PostgreSQL's tools run as postgres; a tmpfs is mounted). Not part of `make test`.
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests migrations bench

@@ -77,6 +77,7 @@ def main() -> None:
             "PORT": str(port),
             "WEBHOOK_SECRET": SECRET,
             "MODELSLAB_API_KEY": "bench-not-used",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
             "LOG_LEVEL": "WARNING",
             "CLIENT_JOBS_PER_MINUTE": "100000000",
             "CLIENT_MAX_UNFINISHED": "100000000",

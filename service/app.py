@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -48,6 +49,32 @@ def simulator_config(
     )
 
 
+def configuration_problem(settings: Settings, *, api: bool = True) -> str | None:
+    """Why this configuration would run but not work, or None. Checked when a role starts
+    (`serve`, `worker`, the uvicorn factory), so a mistake stops the process at once with
+    a reason instead of failing every job later."""
+    if not settings.uses_simulator and not settings.public_base_url:
+        return (
+            "MODELSLAB_API_KEY is set but PUBLIC_BASE_URL is not: ModelsLab would be sent "
+            f"{settings.base_url} as this service's webhook address, which it cannot reach. "
+            "Set PUBLIC_BASE_URL to the address under which ModelsLab reaches the API."
+        )
+    if settings.uses_simulator and not api:
+        return (
+            "the worker role has no simulator of its own and needs a provider: set "
+            "MODELSLAB_API_KEY and MODELSLAB_BASE_URL (to ModelsLab, or to a standalone "
+            "`outpaint-jobs simulator`) and PUBLIC_BASE_URL."
+        )
+    if settings.uses_simulator and multiprocessing.parent_process() is not None:
+        return (
+            "the built-in simulator keeps its generations in this process's memory, so it "
+            "cannot serve several worker processes (uvicorn --workers N): run "
+            "`outpaint-jobs simulator` once and point MODELSLAB_BASE_URL and "
+            "MODELSLAB_API_KEY at it, or run one process."
+        )
+    return None
+
+
 def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True) -> Starlette:
     """The service. `api=False` is the worker role: the background workers with only the
     health and metrics routes (for probes and scrapes), and no simulator of its own."""
@@ -71,7 +98,10 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = Store.connect(settings.database_url)
         provider = ModelsLabClient(
-            settings.provider_base_url, settings.provider_key, settings.provider_timeout_seconds
+            settings.provider_base_url,
+            settings.provider_key,
+            settings.provider_timeout_seconds,
+            circuit=settings.circuit(),
         )
         work = WorkContext(
             settings=settings,
@@ -129,4 +159,7 @@ def app_from_env() -> Starlette:
 
     settings = load_settings()
     logs.configure(settings.log_format, settings.log_level)
+    problem = configuration_problem(settings)
+    if problem:
+        raise SystemExit(f"outpaint-jobs: {problem}")
     return create_app(settings)

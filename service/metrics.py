@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -83,6 +83,20 @@ WEBHOOK_LATENESS = Histogram(
     "outpaint_webhook_lateness_seconds",
     "How long after the job's eta its first final webhook arrived (negative: early)",
     buckets=(-10, -1, 0, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+    registry=REGISTRY,
+)
+
+
+CIRCUIT = Gauge(
+    "outpaint_provider_circuit_state",
+    "This process's view of ModelsLab: 0 closed (calls go out), 1 half-open (one probe), "
+    "2 open (nothing goes out)",
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+CIRCUIT_OPENED = Counter(
+    "outpaint_provider_circuit_opened_total",
+    "Times the provider circuit opened (outages: connection errors, timeouts, 5xx in a row)",
     registry=REGISTRY,
 )
 

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from service.domain.changes import Policy
+    from service.domain.circuit import Circuit
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./outpaint-jobs.db"
 SIMULATOR_MOUNT = "/simulator"
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(3600.0, gt=0)
     stop_grace_seconds: float = Field(10.0, gt=0)
     refresh_interval_seconds: float = Field(5.0, ge=0)
+    provider_circuit_threshold: int = Field(5, ge=1)
+    provider_circuit_open_seconds: float = Field(2.0, gt=0)
+    provider_circuit_max_open_seconds: float = Field(30.0, gt=0)
     webhook_token_grace_hours: float = Field(24.0, ge=0)
 
     # The built-in simulator (used when MODELSLAB_API_KEY is unset).
@@ -125,6 +129,16 @@ class Settings(BaseSettings):
             poll_backoff_max_seconds=self.poll_backoff_max_seconds,
             retry_backoff_base_seconds=self.retry_backoff_base_seconds,
             retry_backoff_max_seconds=self.retry_backoff_max_seconds,
+        )
+
+    def circuit(self) -> Circuit:
+        """A new provider circuit with these settings (one per process)."""
+        from service.domain.circuit import Circuit
+
+        return Circuit(
+            threshold=self.provider_circuit_threshold,
+            open_seconds=self.provider_circuit_open_seconds,
+            max_open_seconds=self.provider_circuit_max_open_seconds,
         )
 
     @property

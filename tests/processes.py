@@ -13,6 +13,8 @@ import httpx
 
 class Proc:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args, self.env = args, env
+        log.parent.mkdir(parents=True, exist_ok=True)
         self.log = log.open("ab")
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "service", *args], env=env, stdout=self.log, stderr=self.log

@@ -1,4 +1,5 @@
-"""`/healthz` (the process answers) and `/readyz` (database reachable, migrations at head)."""
+"""`/healthz` (the process answers) and `/readyz` (the database reachable and writable,
+migrations at head)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.api.context import ctx_of
+from service.api.context import ApiContext, ctx_of
+from service.store.health import unavailable
 from service.store.migrate import MigrationsNotFound, current_revision, head_revision
+
+MIN_FREE_BYTES = 1024 * 1024
 
 
 async def healthz(request: Request) -> Response:
@@ -42,7 +46,26 @@ async def readyz(request: Request) -> Response:
         checks["migrations"] = f"behind: at {current}, head is {head}"
         return JSONResponse({"status": "unavailable", "checks": checks}, 503)
     checks["migrations"] = "ok"
+    writes = await _can_write(ctx)
+    checks["writes"] = writes
+    if writes != "ok":
+        return JSONResponse({"status": "unavailable", "checks": checks}, 503)
     return JSONResponse({"status": "ok", "checks": checks})
+
+
+async def _can_write(ctx: ApiContext) -> str:
+    """Reading is not enough: a full disk, a read-only database or a lost primary still
+    answer reads. A real write (one row of service state) must go through, and SQLite's
+    disk must have room left (its WAL can absorb small writes on a full disk)."""
+    try:
+        async with asyncio.timeout(3):
+            await ctx.store.stats.probe_write(ctx.work.clock())
+    except Exception as exc:
+        return f"failing: {unavailable(exc) or type(exc).__name__}"
+    free = ctx.store.free_disk_bytes()
+    if free is not None and free < MIN_FREE_BYTES:
+        return f"failing: {free} bytes free on the database's disk"
+    return "ok"
 
 
 routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -256,12 +257,26 @@ async def refresh_job(request: Request) -> Response:
     principal, job = await _writable_job(request)
     ctx = ctx_of(request)
     if job.status is JobStatus.PROCESSING:
+        provider = ctx.work.provider
+        if provider.may_call(1) == 0:
+            raise Problem(
+                503,
+                "Provider unavailable",
+                "ModelsLab is not answering; the job is polled as soon as it does.",
+                type_="provider-unavailable",
+                headers={
+                    "Retry-After": str(
+                        max(math.ceil(provider.circuit.seconds_until_probe(time.monotonic())), 1)
+                    )
+                },
+            )
         owner = new_owner("refresh")
         now = ctx.work.clock()
         interval = ctx.settings.refresh_interval_seconds
         claimed = await ctx.store.jobs.claim_for_refresh(
             job.id, now, owner, ctx.work.lease_until(now), interval
         )
+        provider.unused(1, 1 if claimed is not None else 0)
         if claimed is not None:
             applied = await poll_job(ctx.work, claimed, owner, source="refresh")
             ctx.finished(applied)

@@ -1,4 +1,6 @@
-"""ASGI middleware: a request id for every request, in the logs and the response."""
+"""ASGI middleware: a request id for every request, in the logs and the response; and the
+boundary that turns any exception into a problem answer, so none reaches the server (which
+would log a second traceback)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
+from service.api.problems import unexpected
 
 HEADER = b"x-request-id"
 _PREFIX = os.urandom(6).hex()  # this process's; the counter makes each id unique within it
@@ -35,8 +38,21 @@ class RequestId:
                 message["headers"] = [*message["headers"], (HEADER, rid.encode())]
             await send(message)
 
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send_with_id(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:
+            if started:  # too late to answer: the server closes the connection
+                raise
+            response = unexpected(scope.get("method", ""), scope.get("path", ""), exc)
+            await response(scope, receive, send_with_id)
         finally:
             logs.request_id.reset(token)
 

@@ -11,10 +11,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.store.health import HEALTH, unavailable
+
 log = logging.getLogger("service.api")
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://outpaint-jobs.dev/problems/"
+RETRY_AFTER_SECONDS = 5
 
 
 class Problem(Exception):
@@ -81,13 +84,25 @@ async def handle_http_exception(_request: Request, exc: Exception) -> Response:
     ).response()
 
 
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+def unexpected(method: str, path: str, exc: BaseException) -> Response:
+    """The answer to an exception nothing else handled. The database being unavailable is
+    an outage, not a bug: 503 with Retry-After, one log line per kind per interval. Anything
+    else is a fault: 500, and its traceback logged once (secrets are cut from it)."""
+    kind = unavailable(exc)
+    if kind is not None:
+        HEALTH.failed(kind, f"{method} {path}")
+        return Problem(
+            503,
+            "Service unavailable",
+            "The database is unavailable; try again shortly.",
+            type_="unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ).response()
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return Problem(500, "Internal error", "The error was logged.", type_="internal").response()
 
 
 EXCEPTION_HANDLERS = {
     Problem: handle_problem,
     HTTPException: handle_http_exception,
-    Exception: handle_unexpected,
 }

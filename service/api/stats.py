@@ -28,6 +28,7 @@ async def stats(request: Request) -> Response:
         ctx.work.clock(), ctx.settings.eta_grace_seconds, window, client_id
     )
     body["callbacks"] = await ctx.store.callbacks.deliveries_by_status(client_id)
+    body["provider"] = await ctx.store.stats.circuit()
     return JSONResponse(body)
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from service.domain import scheduling
+from service.domain.circuit import OUTAGE_KINDS
 from service.domain.jobs import Job
 from service.domain.outcomes import PROVIDER_REJECTED, TIMED_OUT, Outcome, outcome_of, path_to
 from service.domain.replies import ProviderReply
@@ -186,16 +187,22 @@ def submit_retry(
     message: str,
     retry_after: float | None,
 ) -> Change:
-    """A retryable failure (429, 5xx, timeout, connection): the job stays queued until the
-    retry time, never past its deadline."""
-    when = scheduling.retry_at(
-        now,
-        job.submit_attempts - 1,
-        policy.retry_backoff_base_seconds,
-        policy.retry_backoff_max_seconds,
-        retry_after,
-        not_after=scheduling.deadline(job.created_at, policy.job_timeout_seconds),
-    )
+    """A retryable failure: the job stays queued until the retry time, never past its
+    deadline. An outage (connection, timeout, 5xx) is the provider's, not the job's: no
+    backoff of its own, just a short jittered pause (the circuit holds everyone back); a
+    rate limit backs off per job."""
+    deadline = scheduling.deadline(job.created_at, policy.job_timeout_seconds)
+    if kind in OUTAGE_KINDS:
+        when = _soon(now, policy, retry_after, deadline)
+    else:
+        when = scheduling.retry_at(
+            now,
+            job.submit_attempts - 1,
+            policy.retry_backoff_base_seconds,
+            policy.retry_backoff_max_seconds,
+            retry_after,
+            not_after=deadline,
+        )
     note = Note(
         "submit_error",
         "submitter",
@@ -283,6 +290,10 @@ def poll_failed(
     retry_after: float | None,
 ) -> Change:
     deadline = scheduling.deadline(job.clock_start, policy.job_timeout_seconds)
+    note = Note("poll_error", source, {"kind": kind, "message": message})
+    if kind in OUTAGE_KINDS:  # the provider's outage, not this job's answer: no backoff
+        when = _soon(now, policy, retry_after, deadline)
+        return Change(source, fields=Fields(next_poll_at=when), release=True, notes=(note,))
     when = scheduling.retry_at(
         now,
         job.attempts,
@@ -291,13 +302,25 @@ def poll_failed(
         retry_after,
         not_after=deadline,
     )
-    note = Note("poll_error", source, {"kind": kind, "message": message})
     return Change(
         source,
         fields=Fields(next_poll_at=when),
         release=True,
         count_attempt=True,
         notes=(note,),
+    )
+
+
+def _soon(now: datetime, policy: Policy, retry_after: float | None, deadline: datetime) -> datetime:
+    """After an outage answer: the base retry delay, jittered (so the backlog does not
+    return all at once), or a longer Retry-After."""
+    return scheduling.retry_at(
+        now,
+        0,
+        policy.retry_backoff_base_seconds,
+        policy.retry_backoff_base_seconds,
+        retry_after,
+        not_after=deadline,
     )
 
 

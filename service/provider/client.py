@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,12 +12,14 @@ import httpx
 from service import metrics
 from service.clock import utcnow
 from service.domain import jsonsafe
+from service.domain.circuit import Circuit, State
 from service.domain.redaction import redact
 from service.domain.replies import ProviderReply, ReplyKind
 from service.domain.scheduling import retry_after_seconds
 from service.provider.replies import as_number, parse_reply, speaks_of_capacity
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
+CIRCUIT_LEVELS = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
 
 
 class ProviderError(Exception):
@@ -83,9 +86,13 @@ class ModelsLabClient:
         api_key: str,
         timeout_seconds: float = 20.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        circuit: Circuit | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key
+        # The provider's health, fed by every call; the workers ask it before claiming.
+        self.circuit = circuit or Circuit()
+        self.on_circuit_change: Callable[[State], None] | None = None
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
@@ -138,17 +145,53 @@ class ModelsLabClient:
         started = time.perf_counter()
         hidden = (self._key, *secrets)
         try:
-            return await self._call(url, body, operation, hidden)
+            reply = await self._call(url, body, operation, hidden)
         except ProviderRejected as exc:
             metrics.PROVIDER_ERRORS.labels(operation, exc.kind).inc()
+            self._heard(None)
             raise ProviderRejected(exc.status_code, redact(exc.message, hidden)) from None
         except RetryableProviderError as exc:
             metrics.PROVIDER_ERRORS.labels(operation, exc.kind).inc()
+            self._heard(exc.kind)
             raise RetryableProviderError(
                 exc.kind, redact(str(exc), hidden), exc.retry_after
             ) from None
         finally:
             metrics.PROVIDER_LATENCY.labels(operation).observe(time.perf_counter() - started)
+        self._heard(None)
+        return reply
+
+    def _heard(self, failure: str | None) -> None:
+        """Feed the circuit: an outage answer (connection, timeout, 5xx), or any other
+        answer, which shows the provider is there."""
+        before = self.circuit.state
+        now = time.monotonic()
+        if failure is None:
+            self.circuit.succeeded(now)
+        else:
+            self.circuit.failed(failure, now)
+        after = self.circuit.state
+        if after is not before:
+            metrics.CIRCUIT.set(CIRCUIT_LEVELS[after])
+            if after is State.OPEN:
+                metrics.CIRCUIT_OPENED.inc()
+            if self.on_circuit_change is not None:
+                self.on_circuit_change(after)
+
+    def may_call(self, wanted: int) -> int:
+        """How many calls may start now (the circuit: all, the one probe, or none)."""
+        before = self.circuit.state
+        granted = self.circuit.capacity(time.monotonic(), wanted)
+        if self.circuit.state is not before:
+            metrics.CIRCUIT.set(CIRCUIT_LEVELS[self.circuit.state])
+            if self.on_circuit_change is not None:
+                self.on_circuit_change(self.circuit.state)
+        return granted
+
+    def unused(self, granted: int, used: int) -> None:
+        """Calls granted by `may_call` that were not made (nothing was due)."""
+        if used < granted and self.circuit.state is State.HALF_OPEN:
+            self.circuit.probing = False
 
     async def _call(
         self, url: str, body: dict[str, Any], operation: str, hidden: tuple[str, ...]

@@ -4,6 +4,8 @@ keeps the callback outbox; `Store.clients` clients and keys; `Store.stats` what 
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.callbacks import CallbackStore
@@ -33,6 +35,17 @@ class Store:
     def engine(self) -> AsyncEngine:
         """For readiness checks, plans and migrations' revision: reads only."""
         return self.db.engine
+
+    def free_disk_bytes(self) -> int | None:
+        """SQLite: bytes free on the filesystem that holds the database file."""
+        url = self.db.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return None
+        try:
+            stat = os.statvfs(os.path.dirname(os.path.abspath(url.database)))
+        except OSError:
+            return None
+        return stat.f_bavail * stat.f_frsize
 
     async def close(self) -> None:
         await self.db.close()

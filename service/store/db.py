@@ -19,6 +19,7 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.store.engine import asyncpg_dsn, make_engine, sqlite_hooks
+from service.store.health import HEALTH, unavailable
 
 if TYPE_CHECKING:
     import asyncpg
@@ -65,14 +66,18 @@ class Database:
         """`fn(connection)` in one transaction: committed when it returns, rolled back when
         it raises (the exception then reaches the caller)."""
         if self.writer is not None:
-            return await self.writer.run(fn)
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(fn)
+            result = await self.writer.run(fn)
+        else:
+            async with self.engine.begin() as conn:
+                result = await conn.run_sync(fn)
+        HEALTH.succeeded()
+        return result
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             yield conn
+        HEALTH.succeeded()
 
     @contextlib.asynccontextmanager
     async def driver(self) -> AsyncIterator[PoolConnectionProxy[Any]]:
@@ -81,7 +86,16 @@ class Database:
         assert self.is_postgresql
         pool = self._driver_pool or await self._open_driver_pool()
         async with pool.acquire() as conn:
-            yield conn
+            try:
+                yield conn
+            except Exception as exc:
+                # A connection cut mid-protocol (the server restarted, a backend killed) can
+                # come back from asyncpg not closed but unusable ("cannot switch to state"):
+                # drop it, so the pool opens a fresh one instead of handing it out again.
+                if unavailable(exc) is not None:
+                    conn.terminate()
+                raise
+        HEALTH.succeeded()
 
     async def _open_driver_pool(self) -> asyncpg.Pool[Any]:
         import asyncpg

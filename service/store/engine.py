@@ -24,7 +24,7 @@ def make_engine(url: str, pool_size: int = 16) -> AsyncEngine:
     # recycling bounds how long an idle connection lives. No overflow: under sustained
     # concurrency overflow connections are opened and closed per request (churn measured
     # at ~8 % of a webhook's CPU); waiters queue for a pooled one instead.
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
@@ -32,6 +32,21 @@ def make_engine(url: str, pool_size: int = 16) -> AsyncEngine:
         pool_pre_ping=False,
         hide_parameters=True,  # errors never carry bound values (key hashes, bodies) to a log
     )
+    _drop_cut_connections(engine)
+    return engine
+
+
+def _drop_cut_connections(engine: AsyncEngine) -> None:
+    """asyncpg reports some connections cut mid-protocol with errors SQLAlchemy does not
+    take for a disconnect (`InternalClientError: cannot switch to state …`), so the dead
+    connection would go back to the pool and fail again. Count every error that means the
+    database is unreachable as a disconnect: that connection is dropped, the rest checked."""
+    from service.store.health import UNREACHABLE, unavailable
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        if unavailable(context.original_exception) == UNREACHABLE:
+            context.is_disconnect = True
 
 
 def sqlite_hooks(engine: AsyncEngine | Engine, immediate: bool | None) -> None:

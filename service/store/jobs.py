@@ -140,6 +140,11 @@ class JobStore:
 
         return await self.db.run(tx)
 
+    async def extend_lease(self, job_id: int, owner: str, until: datetime) -> bool:
+        """Keep a claim longer, if `owner` still holds it."""
+        stmt = q.extend_lease(job_id, owner, until)
+        return await self.db.run(lambda conn: bool(conn.execute(stmt).rowcount))
+
     async def inflight(self, now: datetime) -> int:
         async with self.db.read() as conn:
             return int((await conn.execute(q.count_inflight(now))).scalar_one())

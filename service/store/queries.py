@@ -62,6 +62,14 @@ def insert_state(key: str, value: str) -> Insert:
     return insert(service_state).values(key=key, value=value)
 
 
+def upsert_state(dialect: str, key: str, value: str) -> Insert:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = make(service_state).values(key=key, value=value)
+    return stmt.on_conflict_do_update(index_elements=[service_state.c.key], set_={"value": value})
+
+
 # --- clients and keys --------------------------------------------------------------------
 
 
@@ -275,6 +283,15 @@ def update_job(
         .where(and_(*conditions))
         .values(updated_at=now, version=jobs.c.version + 1, **values)
         .returning(*jobs.c)
+    )
+
+
+def extend_lease(job_id: int, owner: str, until: datetime) -> Update:
+    """A worker still holding its claim keeps it longer (compare-and-set on the owner)."""
+    return (
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner)
+        .values(lease_expires_at=until)
     )
 
 

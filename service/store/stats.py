@@ -3,6 +3,7 @@ ranges only, so none of them reads finished history."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,8 @@ from service.domain.states import JobStatus
 from service.store import queries as q
 from service.store.db import Database
 from service.store.records import aware, percentile
+
+CIRCUIT_KEY = "provider_circuit"
 
 
 class StatsStore:
@@ -66,6 +69,22 @@ class StatsStore:
             "window_seconds": window_seconds,
             "sample_size": len(durations),
         }
+
+    async def record_circuit(self, state: str, now: datetime) -> None:
+        """The provider circuit's state, as the worker that saw it change last saw it."""
+        value = json.dumps({"state": state, "since": now.isoformat()})
+        stmt = q.upsert_state(self.db.engine.dialect.name, CIRCUIT_KEY, value)
+        await self.db.run(lambda conn: conn.execute(stmt))
+
+    async def probe_write(self, now: datetime) -> None:
+        """One real write (readiness): fails when the database cannot take writes."""
+        stmt = q.upsert_state(self.db.engine.dialect.name, "readiness_probe", now.isoformat())
+        await self.db.run(lambda conn: conn.execute(stmt))
+
+    async def circuit(self) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            found = (await conn.execute(q.get_state(CIRCUIT_KEY))).scalar()
+        return json.loads(found) if found else {"state": "closed", "since": None}
 
     async def sweeper_lag_seconds(self, now: datetime) -> float:
         async with self.db.read() as conn:

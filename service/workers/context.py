@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -10,10 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from service.clock import utcnow
-from service.domain.changes import Policy
+from service.domain.changes import Change, Policy
+from service.domain.jobs import Job
 from service.provider.client import ModelsLabClient
 from service.settings import Settings
 from service.store import Store
+from service.store.health import HEALTH, unavailable
+from service.store.records import Applied
 
 
 def new_owner(role: str) -> str:
@@ -34,3 +39,28 @@ class WorkContext:
 
     def lease_until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.settings.lease_seconds)
+
+    async def record(self, job: Job, change: Change, now: datetime, owner: str | None) -> Applied:
+        """Apply what the provider said (or what was decided about it). The provider's
+        answer was paid for: a database that is down for a while must not lose it, so the
+        write is retried with backoff for as long as the claim lasts, and the claim is
+        extended whenever the database answers again. Only a process that dies leaves the
+        job to the crash path (another worker, once the lease runs out)."""
+        lease_ends = job.lease_expires_at or self.lease_until(now)
+        delay = 0.05
+        while True:
+            try:
+                return await self.store.changes.apply_change(job, change, now, owner)
+            except Exception as exc:
+                kind = unavailable(exc)
+                left = (lease_ends - self.clock()).total_seconds()
+                if kind is None or left <= delay + 1.0:
+                    raise
+                HEALTH.failed(kind, f"recording job {job.public_id}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            if owner is not None:
+                with contextlib.suppress(Exception):  # the database may still be away
+                    until = self.lease_until(self.clock())
+                    if await self.store.jobs.extend_lease(job.id, owner, until):
+                        lease_ends = until

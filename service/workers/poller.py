@@ -15,7 +15,7 @@ log = logging.getLogger("service.poller")
 
 
 async def poll_job(ctx: WorkContext, job: Job, owner: str, source: str = "sweeper") -> Applied:
-    policy, apply = ctx.policy, ctx.store.changes.apply_change
+    policy, apply = ctx.policy, ctx.record
     now = ctx.clock()
     if changes.is_past_deadline(job, now, policy):
         log.warning("job %s timed out", job.public_id)

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Generic, TypeVar
 
 from service import logs
+from service.domain.circuit import State as CircuitState
 from service.domain.jobs import Job
 from service.domain.retention import prune_cutoff
 from service.domain.states import TERMINAL
 from service.domain.wakeups import Wake
+from service.store.health import HEALTH, unavailable
 from service.store.listener import Listener
 from service.store.records import Applied, Delivery
 from service.workers.budget import RateBudget
@@ -40,6 +44,18 @@ class Loop(Generic[T]):
     idle_seconds: float
     wake: asyncio.Event | None = None
     budget: RateBudget | None = None
+    calls_provider: bool = False  # claims wait on the provider's circuit
+
+
+def _report(where: str) -> None:
+    """An exception in a loop: the database being away is an outage (one line per kind per
+    interval); anything else a fault, with its traceback."""
+    exc = sys.exc_info()[1]
+    kind = unavailable(exc) if exc is not None else None
+    if kind is not None:
+        HEALTH.failed(kind, where)
+    else:
+        log.exception("%s failed unexpectedly", where)
 
 
 def _log_ids(item: Job | Delivery) -> tuple[str | None, int | None, str]:
@@ -60,7 +76,10 @@ class Workers:
         self._stopping = asyncio.Event()
         self._wake_submitter = asyncio.Event()
         self._wake_notifier = asyncio.Event()
+        self._wake_sweeper = asyncio.Event()
+        ctx.provider.on_circuit_change = self._circuit_changed
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self.poll_budget = RateBudget(ctx.settings.poll_rate_per_second)
         self._listener: Listener | None = None
 
@@ -75,6 +94,23 @@ class Workers:
             self._wake_submitter.set()
         if cause in (None, Wake.CALLBACK_DUE):
             self._wake_notifier.set()
+
+    def _circuit_changed(self, state: CircuitState) -> None:
+        """The provider came back: what waited on it (queued submits, polls that failed in
+        the outage) goes now, at the poll budget's pace. Its state is kept for /v1/stats."""
+        if state is CircuitState.CLOSED:
+            log.warning("provider reachable again: submitting and polling resume")
+            self._wake_submitter.set()
+            self._wake_sweeper.set()
+        elif state is CircuitState.OPEN:
+            log.warning("provider unreachable: submitting and polling pause (one probe at a time)")
+        task = asyncio.get_running_loop().create_task(self._publish_circuit(state))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _publish_circuit(self, state: CircuitState) -> None:
+        with contextlib.suppress(Exception):  # the database may be away too; the next change
+            await self.ctx.store.stats.record_circuit(state.value, self.ctx.clock())
 
     def finished(self, applied: Applied) -> None:
         """A change that ended a job frees a provider slot, and may have queued a callback."""
@@ -96,6 +132,7 @@ class Workers:
             s.submit_concurrency,
             s.submit_idle_seconds,
             self._wake_submitter,
+            calls_provider=True,
         )
         notifier: Loop[Delivery] = Loop(
             "notifier",
@@ -111,7 +148,9 @@ class Workers:
             self._poll,
             s.poll_concurrency,
             s.sweep_interval_seconds,
+            self._wake_sweeper,
             budget=self.poll_budget,
+            calls_provider=True,
         )
         self._tasks = [
             asyncio.create_task(self._run(submitter), name="submitter"),
@@ -138,7 +177,7 @@ class Workers:
         try:
             await self.ctx.store.changes.release_claims(self.owner)
         except Exception:
-            log.exception("could not release claims of %s", self.owner)
+            _report(f"releasing the claims of {self.owner}")
         log.info("workers stopped")
 
     async def _retention(self) -> None:
@@ -154,7 +193,7 @@ class Workers:
                 if deleted:
                     log.info("retention: deleted %d finished jobs", deleted)
             except Exception:
-                log.exception("retention: prune failed")
+                _report("retention")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), s.retention_interval_seconds)
 
@@ -190,7 +229,7 @@ class Workers:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("%s: %s failed unexpectedly; its lease will expire", loop.name, name)
+            _report(f"{loop.name}: {name} (its lease will expire)")
 
     async def _run(self, loop: Loop[T]) -> None:
         name, claim, capacity, budget = loop.name, loop.claim, loop.capacity, loop.budget
@@ -204,11 +243,21 @@ class Workers:
                         await self._idle(budget.seconds_until_one(), None, set())
                         continue
                 claimed: Sequence[T] = []
+                granted = free
+                if loop.calls_provider and free > 0:
+                    granted = self.ctx.provider.may_call(free)
+                    if granted == 0:  # the provider is away: wait for the probe's turn
+                        wait = self.ctx.provider.circuit.seconds_until_probe(time.monotonic())
+                        await self._idle(min(max(wait, 0.05), loop.idle_seconds), loop.wake, set())
+                        continue
+                    free = granted
                 if free > 0:
                     try:
                         claimed = await claim(free)
                     except Exception:
-                        log.exception("%s: claim failed", name)
+                        _report(f"{name}: claim")
+                    if loop.calls_provider:
+                        self.ctx.provider.unused(granted, len(claimed))
                     if budget is not None:
                         budget.spend(len(claimed))
                     for item in claimed:

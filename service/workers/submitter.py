@@ -20,7 +20,7 @@ def webhook_url(ctx: WorkContext, job: Job) -> str:
 
 
 async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
-    policy, apply = ctx.policy, ctx.store.changes.apply_change
+    policy, apply = ctx.policy, ctx.record
     now = ctx.clock()
     if changes.is_past_deadline(job, now, policy):
         await apply(job, changes.submit_timed_out(policy), now, owner)

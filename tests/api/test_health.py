@@ -7,7 +7,7 @@ async def test_healthz_and_readyz(api: Api) -> None:
     assert (await api.client.get("/healthz")).json() == {"status": "ok"}
     r = await api.client.get("/readyz")
     assert r.status_code == 200
-    assert r.json()["checks"] == {"database": "ok", "migrations": "ok"}
+    assert r.json()["checks"] == {"database": "ok", "migrations": "ok", "writes": "ok"}
 
 
 async def test_readyz_says_when_migrations_are_behind(api: Api) -> None:

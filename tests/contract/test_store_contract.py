@@ -466,3 +466,22 @@ def test_the_contract_covers_every_store_method() -> None:
     text = Path(__file__).read_text()
     missing = {m for m in methods - elsewhere if f".{m}(" not in text}
     assert not missing
+
+
+async def test_leases_extend_for_their_owner_and_state_is_kept(
+    store: Store, reference: Store
+) -> None:
+    async def scenario(s: Store) -> Any:
+        job = await queued_job(s, await client_id(s), T0)
+        [claimed] = await s.jobs.claim_for_submit(T0, "w", T0 + LEASE, 1)
+        later = T0 + 2 * LEASE
+        mine = await s.jobs.extend_lease(claimed.id, "w", later)
+        theirs = await s.jobs.extend_lease(claimed.id, "other", T0)
+        await s.stats.probe_write(T0)
+        before = await s.stats.circuit()
+        await s.stats.record_circuit("open", T0)
+        return mine, theirs, before, await s.stats.circuit(), await transcript(s, job)
+
+    mine, theirs, before, after, t = await agree(store, reference, scenario)
+    assert mine and not theirs and t["job"]["lease_expires_at"] == T0 + 2 * LEASE
+    assert before["state"] == "closed" and after == {"state": "open", "since": T0.isoformat()}

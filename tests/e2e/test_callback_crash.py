@@ -63,6 +63,10 @@ async def test_a_delivery_cut_off_by_sigkill_is_finished_by_another_worker(
             PROVIDER_TIMEOUT_SECONDS="1",
             SUBMIT_IDLE_SECONDS="0.1",
             WEBHOOK_SECRET="cb-crash",
+            # A provider these workers never call (no job is queued), on loopback.
+            MODELSLAB_API_KEY="test-key",
+            MODELSLAB_BASE_URL="http://127.0.0.1:9/api/v6",
+            PUBLIC_BASE_URL="http://127.0.0.1:9",
         )
         a = Proc(["worker", "--port", str(free_port())], env, tmp_path / "a.log")
         try:

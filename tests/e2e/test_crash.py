@@ -47,6 +47,7 @@ async def test_sigkill_mid_burst_loses_no_accepted_job(db_url: str, tmp_path: Pa
         **base_env,
         "DATABASE_URL": db_url,
         "PORT": str(port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "MODELSLAB_API_KEY": "test-key",
         "MODELSLAB_BASE_URL": f"http://127.0.0.1:{sim_port}/api/v6",
         "WEBHOOK_SECRET": "crash-test",
@@ -126,7 +127,9 @@ async def test_sigkill_mid_burst_loses_no_accepted_job(db_url: str, tmp_path: Pa
         server.kill(signal.SIGTERM)
         sim.kill(signal.SIGTERM)
     assert unfinished == [], (tmp_path / "server.log").read_text()[-3000:]
-    assert all(j["status"] == "succeeded" for j in jobs), [j["status"] for j in jobs]
+    assert all(j["status"] == "succeeded" for j in jobs), [
+        (j["status"], j["error"], j["provider_id"]) for j in jobs if j["status"] != "succeeded"
+    ]
     sent = log["accepted"]
     assert all(sent.get(str(j["track_id"]), 0) in (1, 2) for j in jobs)
     assert max(sent.values()) <= 2

@@ -21,6 +21,14 @@ from tests.processes import clean_env, spawn, wait_up
 pytestmark = pytest.mark.e2e
 
 
+# A provider that is never called in these tests (no job is created), on loopback.
+REAL_PROVIDER = {
+    "MODELSLAB_API_KEY": "test-key",
+    "MODELSLAB_BASE_URL": "http://127.0.0.1:9/api/v6",
+    "PUBLIC_BASE_URL": "http://127.0.0.1:9",
+}
+
+
 def cli_env(db_url: str, **extra: str) -> dict[str, str]:
     env = clean_env()
     env.update(DATABASE_URL=db_url, WEBHOOK_SECRET="e2e-secret", **extra)
@@ -113,7 +121,7 @@ def test_prune_command(db_url: str) -> None:
 
 def test_worker_alone_and_serve_without_workers_stop_on_sigterm(db_url: str) -> None:
     port = free_port()
-    env = cli_env(db_url, PORT=str(port), STOP_GRACE_SECONDS="2")
+    env = cli_env(db_url, PORT=str(port), STOP_GRACE_SECONDS="2", **REAL_PROVIDER)
     api = spawn(["serve", "--no-workers"], env)
     worker_port = free_port()
     worker = spawn(["worker", "--port", str(worker_port)], env)
@@ -270,7 +278,12 @@ def test_multi_worker_uvicorn_metrics_are_summed_not_double_counted(db_url: str,
     port = free_port()
     mp = tmp_path / "prom"
     mp.mkdir()
-    env = cli_env(db_url, PROMETHEUS_MULTIPROC_DIR=str(mp), PORT=str(port))
+    env = cli_env(
+        db_url,
+        PROMETHEUS_MULTIPROC_DIR=str(mp),
+        PORT=str(port),
+        **REAL_PROVIDER,
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -351,3 +364,48 @@ def test_an_installed_wheel_runs_from_any_directory_and_says_where_migrations_ar
     refused = run("migrate")
     assert refused.returncode == 2 and "OUTPAINT_ROOT" in refused.stderr
     assert run("migrate", OUTPAINT_ROOT=str(root)).returncode == 0
+
+
+def test_a_configuration_that_cannot_work_is_refused_at_start(db_url: str) -> None:
+    """A real provider without PUBLIC_BASE_URL, a worker with no provider, the built-in
+    simulator under several uvicorn workers: each stops at once, saying why."""
+    no_public = {k: v for k, v in REAL_PROVIDER.items() if k != "PUBLIC_BASE_URL"}
+    for args, extra, reason in (
+        (["serve"], no_public, "PUBLIC_BASE_URL"),
+        (["worker"], no_public, "PUBLIC_BASE_URL"),
+        (["worker"], {}, "no simulator of its own"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "service", *args],
+            env=cli_env(db_url, PORT=str(free_port()), **extra),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and reason in done.stderr, (args, done.stderr[-500:])
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.app:app_from_env",
+            "--factory",
+            "--workers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=cli_env(db_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # uvicorn's workers start, refuse, and are reported
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert "cannot serve several worker processes" in err
