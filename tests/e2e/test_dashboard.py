@@ -80,6 +80,7 @@ async def test_the_dashboard_shows_counts_failures_and_events(
     assert counts == {"queued": "1", "processing": "1", "succeeded": "1", "failed": "1"}
     assert await page.text_content('#health .card[data-label="overdue"] .n') == "1"
     assert await page.text_content('#health .card[data-label="completed last hour"] .n') == "2"
+    assert await page.text_content('#health .card[data-label="provider"] .n') == "closed"
     failures = await page.text_content("#failures")
     assert failed.public_id in failures and "NSFW content detected" in failures
     assert "OVERDUE" in await page.text_content("#processing")
