@@ -159,6 +159,23 @@ def start(args: list[str], env: dict[str, str], port: int, log: Path) -> subproc
     raise RuntimeError(f"{args} did not start; see {log}")
 
 
+def start_service(url: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """The service as measured: the API alone (`serve --no-workers`), one process, logging
+    at WARNING, no limits in the way; a provider that is never called."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PORT": str(port),
+        "WEBHOOK_SECRET": SECRET,
+        "MODELSLAB_API_KEY": "bench-not-used",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "LOG_LEVEL": "WARNING",
+        "CLIENT_JOBS_PER_MINUTE": "100000000",
+        "CLIENT_MAX_UNFINISHED": "100000000",
+    }
+    return start(["service", "serve", "--no-workers"], env, port, workdir / "service.log")
+
+
 def peak_rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"VmHWM:\s+(\d+) kB", status)
@@ -307,18 +324,7 @@ def main() -> None:
         key, others = asyncio.run(prepare(url))
         scripts = lua_scripts(workdir, key, others)
         port, anchor_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "PORT": str(port),
-            "WEBHOOK_SECRET": SECRET,
-            "MODELSLAB_API_KEY": "bench-not-used",
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "LOG_LEVEL": "WARNING",
-            "CLIENT_JOBS_PER_MINUTE": "100000000",
-            "CLIENT_MAX_UNFINISHED": "100000000",
-        }
-        service = start(["service", "serve", "--no-workers"], env, port, workdir / "service.log")
+        service = start_service(url, port, workdir)
         anchor = start(
             ["bench.anchor", "--database-url", anchor_url, "--port", str(anchor_port)],
             dict(os.environ),

@@ -20,13 +20,12 @@ import tempfile
 from pathlib import Path
 
 from bench.http_bench import (
-    SECRET,
     database,
     drop_databases,
     free_port,
     lua_scripts,
     prepare,
-    start,
+    start_service,
     wrk,
 )
 
@@ -71,18 +70,7 @@ def main() -> None:
         key, others = asyncio.run(prepare(url))
         scripts = lua_scripts(workdir, key, others)
         port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "PORT": str(port),
-            "WEBHOOK_SECRET": SECRET,
-            "MODELSLAB_API_KEY": "bench-not-used",
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "LOG_LEVEL": "WARNING",
-            "CLIENT_JOBS_PER_MINUTE": "100000000",
-            "CLIENT_MAX_UNFINISHED": "100000000",
-        }
-        service = start(["service", "serve", "--no-workers"], env, port, workdir / "service.log")
+        service = start_service(url, port, workdir)
         raw = workdir / "profile.txt"
         path = "/v1/jobs" if args.path.startswith("create") else ""
         url = f"http://127.0.0.1:{port}{path}"

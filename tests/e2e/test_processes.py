@@ -29,6 +29,29 @@ REAL_PROVIDER = {
 }
 
 
+def uvicorn_workers(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`uvicorn service.app:app_from_env --factory --workers 2` on loopback."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.app:app_from_env",
+            "--factory",
+            "--workers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def cli_env(db_url: str, **extra: str) -> dict[str, str]:
     env = clean_env()
     env.update(DATABASE_URL=db_url, WEBHOOK_SECRET="e2e-secret", **extra)
@@ -284,25 +307,7 @@ def test_multi_worker_uvicorn_metrics_are_summed_not_double_counted(db_url: str,
         PORT=str(port),
         **REAL_PROVIDER,
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "service.app:app_from_env",
-            "--factory",
-            "--workers",
-            "2",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = uvicorn_workers(port, env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(f"{base}", "/healthz")
@@ -384,25 +389,7 @@ def test_a_configuration_that_cannot_work_is_refused_at_start(db_url: str) -> No
         )
         assert done.returncode == 2 and reason in done.stderr, (args, done.stderr[-500:])
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "service.app:app_from_env",
-            "--factory",
-            "--workers",
-            "2",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=cli_env(db_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = uvicorn_workers(port, cli_env(db_url))
     try:
         time.sleep(3)  # uvicorn's workers start, refuse, and are reported
     finally:
