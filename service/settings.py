@@ -139,6 +139,7 @@ class Settings(BaseSettings):
             threshold=self.provider_circuit_threshold,
             open_seconds=self.provider_circuit_open_seconds,
             max_open_seconds=self.provider_circuit_max_open_seconds,
+            probe_seconds=2 * self.provider_timeout_seconds + 5,
         )
 
     @property

@@ -1,8 +1,10 @@
 """The provider's health as one state, not one per job: a circuit breaker fed by outages
 (connection errors, timeouts, 5xx). Closed: calls go out. After `threshold` outage answers
 in a row it opens: nothing goes out. When `open_seconds` have passed it is half-open: one
-probe may go out; its success closes the circuit, its failure opens it again for longer
-(doubling up to `max_open_seconds`). Pure: `now` (monotonic seconds) is passed in."""
+probe may go out; any answer closes the circuit (a 429 or a bad reply still shows the
+provider is there), an outage opens it again for longer (doubling up to `max_open_seconds`).
+A probe that never settles (its job was skipped, its task cancelled) is replaced after
+`probe_seconds`. Pure: `now` (monotonic seconds) is passed in."""
 
 from __future__ import annotations
 
@@ -25,11 +27,13 @@ class Circuit:
     threshold: int = 5
     open_seconds: float = 2.0
     max_open_seconds: float = 30.0
+    probe_seconds: float = 60.0  # longer than any one provider call
     state: State = State.CLOSED
     failures: int = 0  # outage answers in a row
     opened_at: float = 0.0
     reopen_after: float = 0.0  # how long this opening lasts
     probing: bool = False  # a half-open probe is out
+    probe_started: float = 0.0
     opened_count: int = 0
     last_change: float = 0.0
 
@@ -42,9 +46,10 @@ class Circuit:
             if now - self.opened_at < self.reopen_after:
                 return False
             self._to(State.HALF_OPEN, now)
-        if self.probing:
+        if self.probing and now - self.probe_started < self.probe_seconds:
             return False
         self.probing = True
+        self.probe_started = now
         return True
 
     def capacity(self, now: float, wanted: int) -> int:
@@ -66,8 +71,10 @@ class Circuit:
         return True
 
     def failed(self, kind: str, now: float) -> bool:
-        """A call failed. Only outages count toward opening. True when this opened it."""
+        """A call failed. Only outages count toward opening; any other failure is an answer,
+        which settles a probe as a success does. True when this opened it."""
         if kind not in OUTAGE_KINDS:
+            self.succeeded(now)
             return False
         self.failures += 1
         was_probe, self.probing = self.probing, False
