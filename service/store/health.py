@@ -28,7 +28,13 @@ _PG_UNREACHABLE = frozenset(
         "ConnectionRejectionError",
     }
 )
-_PG_KINDS = {"ReadOnlySQLTransactionError": READ_ONLY, "DiskFullError": DISK_FULL}
+_PG_KINDS = {
+    "ReadOnlySQLTransactionError": READ_ONLY,
+    "DiskFullError": DISK_FULL,
+    # Transient contention, like SQLite's "locked": the transaction was rolled back whole.
+    "DeadlockDetectedError": BUSY,
+    "SerializationError": BUSY,
+}
 _SQLITE_MESSAGES = (
     ("database or disk is full", DISK_FULL),
     ("disk i/o error", DISK_FULL),

@@ -7,10 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from service.domain.changes import Policy, cancel, timed_out, webhook_reply
+from service.domain.jobs import Job
 from service.domain.states import JobStatus
 from service.provider.replies import parse_reply
 from service.store import Store
-from tests.factories import client_id, processing_job
+from tests.factories import accepted, client_id, processing_job, queued_job
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BODY = '{"status":"success","output":["https://cdn/x.png"]}'
@@ -71,3 +72,80 @@ async def test_cancel_racing_a_webhook_ends_the_job_exactly_once(store: Store, d
         assert sum(r.changed for r in results) == 1
     finally:
         await other.close()
+
+
+async def test_a_creation_locks_the_counters_in_the_order_a_change_does(
+    store: Store, db_url: str
+) -> None:
+    """PostgreSQL: a change locks its counter rows by (status, shard); a creation locks the
+    client's queued and processing rows in that order too, so while a change holds
+    (processing, s) a creation waits before taking any queued row: no lock cycle, no
+    deadlock (which would lose a provider's reply, or answer a client 500)."""
+    if not store.db.is_postgresql:
+        return  # SQLite has one writer: no row locks to order
+    import asyncpg
+
+    from service.store.engine import asyncpg_dsn
+
+    cid = await client_id(store)
+    await queued_job(store, cid, T0)
+    await store.db.run(lambda conn: conn.exec_driver_sql("ANALYZE status_counts"))
+    mover = await asyncpg.connect(asyncpg_dsn(db_url))
+    probe = await asyncpg.connect(asyncpg_dsn(db_url))
+    creator = Store.connect(db_url)
+    try:
+        tx = mover.transaction()
+        await tx.start()
+        await mover.execute(
+            "SELECT 1 FROM status_counts WHERE client_id = $1 AND status = 'processing' "
+            "AND shard = 15 FOR UPDATE",
+            cid,
+        )
+        creation = asyncio.create_task(queued_job(creator, cid, T0))
+        await asyncio.sleep(0.3)  # the creation is now blocked on (processing, 15)
+        assert not creation.done()
+        locked = await probe.fetch(
+            "SELECT shard FROM status_counts WHERE client_id = $1 AND status = 'queued' "
+            "FOR UPDATE NOWAIT",
+            cid,
+        )
+        assert len(locked) == 16  # it holds none of them
+        await tx.rollback()
+        await creation
+    finally:
+        await mover.close()
+        await probe.close()
+        await creator.close()
+
+
+async def test_creations_racing_submits_of_one_client_never_deadlock(
+    store: Store, db_url: str
+) -> None:
+    """A creation locks the client's unfinished counters; a queued → processing change
+    locks two of them. Both lock in one order (status, shard), so neither is ever chosen as
+    a deadlock victim (which would lose a provider's reply, or answer a client 500)."""
+    cid = await client_id(store)
+    stores = [Store.connect(db_url) for _ in range(16)]
+    try:
+        waiting = [await queued_job(store, cid, T0) for _ in range(96)]
+        if store.db.is_postgresql:  # as in production: the planner knows the table is small
+            await store.db.run(lambda conn: conn.exec_driver_sql("ANALYZE status_counts"))
+
+        async def create(s: Store) -> None:
+            for _ in range(12):
+                await queued_job(s, cid, T0)
+
+        async def submit(s: Store, share: list[Job]) -> None:
+            for job in share:
+                applied = await s.changes.apply_change(job, accepted(T0), T0)
+                assert applied.changed
+
+        await asyncio.gather(
+            *(create(s) for s in stores[:8]),
+            *(submit(s, waiting[i::8]) for i, s in enumerate(stores[8:])),
+        )
+        counts = await store.stats.stats(T0, 10, 3600, cid)
+        assert counts["counts"]["queued"] == 96 and counts["counts"]["processing"] == 96
+    finally:
+        for s in stores:
+            await s.close()

@@ -112,6 +112,7 @@ WITH prior AS (
 ), open_rows AS (
     SELECT n FROM status_counts
     WHERE client_id = $1::bigint AND status IN ('queued', 'processing')
+    ORDER BY status, shard  -- the order apply_change locks counters in: no deadlock
     FOR UPDATE
 ), open AS (
     SELECT COALESCE(sum(n), 0)::bigint AS n FROM open_rows
