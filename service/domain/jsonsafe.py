@@ -11,6 +11,7 @@ from typing import Any
 
 MAX_DEPTH = 32
 MAX_INT_DIGITS = 19  # 2**63 - 1 has 19 digits
+INT64 = 2**63 - 1
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -30,7 +31,10 @@ def _constant(name: str) -> Any:
 def _int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise UnsafeJson(f"an integer has more than {MAX_INT_DIGITS} digits")
-    return int(text)
+    value = int(text)
+    if abs(value) > INT64:
+        raise UnsafeJson("an integer is outside the 64-bit range")
+    return value
 
 
 def _float(text: str) -> float:
@@ -59,8 +63,8 @@ def check_value(value: Any, field: str = "body", depth: int = 0) -> None:
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):
-        if abs(value) >= 10**MAX_INT_DIGITS:
-            raise UnsafeJson(f"an integer has more than {MAX_INT_DIGITS} digits", field)
+        if abs(value) > INT64:
+            raise UnsafeJson("an integer is outside the 64-bit range", field)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise UnsafeJson("a number is out of range", field)

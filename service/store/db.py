@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -134,6 +135,7 @@ class SqliteWriter:
     then each caller gets its result. One thread hop per batch, not per statement."""
 
     BATCH = 64
+    RECONNECT_SECONDS = 0.5
 
     def __init__(self, database_url: str) -> None:
         self.engine = create_engine(
@@ -145,21 +147,39 @@ class SqliteWriter:
         )
         sqlite_hooks(self.engine, immediate=None)  # pragmas; this thread says its own BEGIN
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
         self._thread = threading.Thread(target=self._work, name="sqlite-writer", daemon=True)
         self._thread.start()
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
+        if self._closed or not self._thread.is_alive():
+            raise RuntimeError("the SQLite writer has stopped")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put((fn, future, loop))
         return await future
 
     async def close(self) -> None:
+        self._closed = True
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join, 30)
         self.engine.dispose()
 
     def _work(self) -> None:
+        """Serve until stopped. Losing the connection (the file cannot be opened, say) fails
+        what waits with the reason, and the writer connects again: no caller waits for
+        ever on a writer that is gone."""
+        while True:
+            try:
+                if self._serve():
+                    return
+            except BaseException as exc:
+                log.warning("SQLite writer lost its connection: %s", type(exc).__name__)
+                if self._fail_waiting(exc):
+                    return
+                time.sleep(self.RECONNECT_SECONDS)
+
+    def _serve(self) -> bool:
         # SQLAlchemy in autocommit mode: it opens no transaction of its own; this thread
         # says BEGIN IMMEDIATE, SAVEPOINT and COMMIT itself (verbatim, a few microseconds,
         # where SQLAlchemy's transaction objects took a tenth of the writer's time).
@@ -170,7 +190,7 @@ class SqliteWriter:
             while True:
                 item = self._queue.get()
                 if item is _STOP:
-                    return
+                    return True
                 batch = [item]
                 while len(batch) < self.BATCH:
                     try:
@@ -181,7 +201,24 @@ class SqliteWriter:
                         self._queue.put(_STOP)
                         break
                     batch.append(more)
-                self._run_batch(conn, raw, batch)
+                try:
+                    self._run_batch(conn, raw, batch)
+                except BaseException as exc:  # its callers must not wait for ever
+                    for _fn, future, loop in batch:
+                        _hand_over(loop, future, False, exc)
+                    raise
+
+    def _fail_waiting(self, exc: BaseException) -> bool:
+        """Fail every queued write with `exc`; True when a stop was among them."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            _fn, future, loop = item
+            _hand_over(loop, future, False, exc)
 
     def _run_batch(self, conn: Connection, raw: Any, batch: list[Any]) -> None:
         outcomes: list[tuple[bool, Any]] = []
@@ -204,7 +241,13 @@ class SqliteWriter:
             log.warning("SQLite write batch failed: %s", type(exc).__name__)
             outcomes = [(False, exc)] * len(batch)
         for (ok, value), (_fn, future, loop) in zip(outcomes, batch, strict=True):
-            loop.call_soon_threadsafe(_settle, future, ok, value)
+            _hand_over(loop, future, ok, value)
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, future: Any, ok: bool, value: Any) -> None:
+    """Settle `future` on its own loop (gone, if its caller's loop has closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, future, ok, value)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -82,9 +82,10 @@ class Statements:
                 callbacks.new_webhook_id() if outbox else None,
                 callbacks.EVENT_TYPES[p.final] if outbox else None,
             )
-        if record is None:
-            return None, False
-        return job_from_mapping(record), bool(record["applied"])
+            if record is None:  # it had moved (or is gone): as it is now
+                found = await driver.fetchrow(SQL["get_job"], job_id)
+                return (job_from_mapping(found) if found is not None else None), False
+        return job_from_mapping(record), True
 
     async def count_webhook(
         self, job: Job, now: datetime, events: list[dict[str, Any]]

@@ -149,3 +149,37 @@ async def test_creations_racing_submits_of_one_client_never_deadlock(
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_change_that_waited_for_a_lock_and_missed_sees_the_job_as_it_is_now(
+    store: Store, db_url: str
+) -> None:
+    """A change blocked on the row lock of another transaction, which then moved the job:
+    the change does not apply, and what it reports (and records as `found`) is the job
+    after that transaction, not the snapshot from before it."""
+    if not store.db.is_postgresql:
+        return  # SQLite has one writer: a change never waits on another's row lock
+    import asyncpg
+
+    from service.store.engine import asyncpg_dsn
+
+    cid = await client_id(store)
+    job = await queued_job(store, cid, T0)
+    other = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute(
+            "UPDATE jobs SET status = 'processing', version = version + 1 WHERE id = $1", job.id
+        )
+        change = asyncio.create_task(store.changes.apply_change(job, cancel(), T0))
+        await asyncio.sleep(0.3)  # blocked on the row lock
+        assert not change.done()
+        await tx.commit()
+        applied = await change
+    finally:
+        await other.close()
+    assert not applied.changed
+    assert applied.job is not None and applied.job.status is JobStatus.PROCESSING
+    events = await store.jobs.list_events(job.id)
+    assert events[-1].kind == "ignored" and events[-1].detail["found"] == "processing"

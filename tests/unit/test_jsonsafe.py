@@ -63,3 +63,11 @@ def test_values_built_in_code_are_checked_alike() -> None:
     for bad in ({"a": float("nan")}, {"a": 10**19}, {"a": object()}, {1: "x"}):
         with pytest.raises(jsonsafe.UnsafeJson):
             jsonsafe.check_value(bad)
+
+
+def test_integers_beyond_int64_are_refused_even_with_19_digits() -> None:
+    assert jsonsafe.loads('{"n": 9223372036854775807}') == {"n": 2**63 - 1}
+    with pytest.raises(jsonsafe.UnsafeJson):
+        jsonsafe.loads('{"n": 9223372036854775808}')
+    with pytest.raises(jsonsafe.UnsafeJson):
+        jsonsafe.check_value({"n": 9999999999999999999})

@@ -5,8 +5,9 @@
 -- Apply one planned change in one statement, when the job is still where the caller
 -- expects it ($2, and under the claim $3 when given): set the job's fields, bump its
 -- version, record the change's events in order, move the per-state counters, and queue
--- the callback (its body is built at the first delivery). Returns the job and `applied`;
--- not applied, the job as it was (it had moved), for the caller to decide again.
+-- the callback (its body is built at the first delivery). Returns the changed job, or no
+-- row when the job had moved (the caller reads it in a statement of its own: this one's
+-- snapshot may predate the change it waited for).
 WITH upd AS (
     UPDATE jobs SET
         status = $4::varchar,
@@ -55,10 +56,7 @@ WITH upd AS (
     FROM upd
     WHERE $26::varchar IS NOT NULL AND upd.callback_url IS NOT NULL
 )
-SELECT upd.*, true AS applied FROM upd
-UNION ALL
-SELECT jobs.*, false AS applied FROM jobs
-WHERE jobs.id = $1::bigint AND NOT EXISTS (SELECT 1 FROM upd)
+SELECT upd.* FROM upd
 
 -- name: count_webhook
 -- Count one webhook that moves nothing, on the job as the caller found it ($2: its status,
