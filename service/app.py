@@ -13,7 +13,19 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
 from service import logs
-from service.api import dashboard, docs, health, jobs, metrics, openapi, stats, webhooks
+from service.api import (
+    actions,
+    dashboard,
+    docs,
+    events,
+    health,
+    jobs,
+    metrics,
+    openapi,
+    problem_types,
+    stats,
+    webhooks,
+)
 from service.api.context import ApiContext
 from service.api.middleware import RequestId
 from service.api.problems import EXCEPTION_HANDLERS
@@ -23,6 +35,7 @@ from service.settings import SIMULATOR_MOUNT, Settings
 from service.store import Store
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
+from service.workers.watchers import Watchers
 
 log = logging.getLogger("service.app")
 
@@ -112,17 +125,29 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
         logs.register_secret(work.webhook_secret)
         logs.register_secret(settings.provider_key)
         workers = Workers(work) if run_workers else None
-        app.state.ctx = ApiContext(settings=settings, store=store, work=work, workers=workers)
+        watchers = Watchers(
+            store,
+            work.clock,
+            max_waiters=settings.max_waiters,
+            max_waiters_per_client=settings.max_waiters_per_client,
+            database_url=None if settings.is_sqlite else settings.database_url,
+        )
+        app.state.ctx = ApiContext(
+            settings=settings, store=store, work=work, workers=workers, watchers=watchers
+        )
         if simulator is not None:
             log.info(
                 "MODELSLAB_API_KEY is unset: using the built-in simulator at %s",
                 settings.provider_base_url,
             )
+        if api:
+            watchers.start()
         if workers is not None:
             await workers.start()
         try:
             yield
         finally:
+            await watchers.stop()
             if workers is not None:
                 await workers.stop()
             if simulator is not None:
@@ -134,7 +159,10 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
     if api:
         routes += [
             *jobs.routes,
+            *events.routes,
+            *actions.routes,
             *stats.routes,
+            *problem_types.routes,
             *webhooks.routes,
             *openapi.routes,
             *docs.routes,

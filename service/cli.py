@@ -234,7 +234,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     api_url = args.api_url or os.environ.get("OUTPAINT_API_URL") or settings.base_url
-    return human.submit(api_url, args.key, body, args.wait, args.interval, args.timeout)
+    return human.submit(api_url, args.key, body, args.wait, args.timeout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,8 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--callback-url", dest="callback_url")
     submit.add_argument("--api-url", help="default: OUTPAINT_API_URL, else http://HOST:PORT")
     submit.add_argument("--key", help="default: OUTPAINT_API_KEY")
-    submit.add_argument("--wait", action="store_true", help="show progress until the job ends")
-    submit.add_argument("--interval", type=float, default=0.5)
+    submit.add_argument("--wait", action="store_true", help="follow the job's events until it ends")
     submit.add_argument("--timeout", type=float, default=3600)
     submit.set_defaults(func=cmd_submit)
 

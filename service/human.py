@@ -1,7 +1,8 @@
 """`outpaint-jobs jobs list|show|watch` and `outpaint-jobs submit`: the CLI for humans.
 
 `jobs …` read the database (DATABASE_URL); `submit` goes through the REST API like any
-client (OUTPAINT_API_URL, OUTPAINT_API_KEY), so validation, limits and wake-ups apply.
+client (OUTPAINT_API_URL, OUTPAINT_API_KEY), so validation, limits and wake-ups apply;
+`submit --wait` follows the job's event stream rather than polling.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -157,10 +159,12 @@ def submit(
     key: str | None,
     body: dict[str, Any],
     wait: bool,
-    interval: float,
     timeout: float,
     out: TextIO = sys.stdout,
 ) -> int:
+    """Create a job through the API; with `wait`, follow its event stream (Server-Sent
+    Events, resumed with Last-Event-ID if the connection drops) until it ends, redrawing
+    its progress line, then read it once more for its outputs."""
     key = key or os.environ.get("OUTPAINT_API_KEY")
     if not key:
         print("outpaint-jobs: pass --key or set OUTPAINT_API_KEY", file=sys.stderr)
@@ -175,18 +179,62 @@ def submit(
         if not wait:
             print(json.dumps(job, indent=2), file=out)
             return 0
-        deadline = time.monotonic() + timeout
-        last = ""
-        while True:
-            last = _draw(progress_line(job, utcnow()), out, last)
-            if job["status"] not in ("queued", "processing"):
-                if out.isatty():
-                    print(file=out)
-                return 0 if job["status"] == "succeeded" else 1
-            if time.monotonic() > deadline:
-                print(
-                    f"\noutpaint-jobs: still {job['status']} after {timeout:g} s", file=sys.stderr
-                )
-                return 1
-            time.sleep(interval)
-            job = client.get(f"/v1/jobs/{job['id']}").json()
+        drawn = [_draw(progress_line(job, utcnow()), out, "")]
+
+        def show(j: dict[str, Any]) -> None:
+            drawn[0] = _draw(progress_line(j, utcnow()), out, drawn[0])
+
+        try:
+            job = _follow(client, job, timeout, show)
+        except TimeoutError:
+            print(f"\noutpaint-jobs: still {job['status']} after {timeout:g} s", file=sys.stderr)
+            return 1
+        show(job)
+        if out.isatty():
+            print(file=out)
+        return 0 if job["status"] == "succeeded" else 1
+
+
+def _follow(
+    client: httpx.Client,
+    job: dict[str, Any],
+    timeout: float,
+    draw: Callable[[dict[str, Any]], object],
+) -> dict[str, Any]:
+    """The job once finished, its progress drawn from its events as they come."""
+    from httpx_sse import SSEError, connect_sse
+
+    deadline = time.monotonic() + timeout
+    path = f"/v1/jobs/{job['id']}/events"
+    seen: str | None = None
+    shown = dict(job)
+    while time.monotonic() < deadline:
+        headers = {"Last-Event-ID": seen} if seen else {}
+        read = httpx.Timeout(30, read=max(min(deadline - time.monotonic(), 60), 1))
+        try:
+            with connect_sse(client, "GET", path, headers=headers, timeout=read) as source:
+                if source.response.status_code == 204:  # finished, nothing more to send
+                    break
+                source.response.raise_for_status()
+                for event in source.iter_sse():
+                    seen = event.id or seen
+                    _fold(shown, event.json())
+                    draw(shown)
+            if shown["status"] not in ("queued", "processing"):
+                break
+        except (httpx.TransportError, SSEError):
+            time.sleep(0.5)  # the connection dropped: resume after the last event seen
+    else:
+        raise TimeoutError
+    final: dict[str, Any] = client.get(f"/v1/jobs/{job['id']}").json()
+    return final
+
+
+def _fold(job: dict[str, Any], event: dict[str, Any]) -> None:
+    """What an event tells the progress line: the state it moved to, a poll, a webhook."""
+    if event.get("to_status"):
+        job["status"] = event["to_status"]
+    if event.get("kind") == "poll":
+        job["polls"] = job.get("polls", 0) + 1
+    elif event.get("kind") == "webhook":
+        job["webhooks"] = job.get("webhooks", 0) + 1

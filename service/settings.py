@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     provider_circuit_open_seconds: float = Field(2.0, gt=0)
     provider_circuit_max_open_seconds: float = Field(30.0, gt=0)
     webhook_token_grace_hours: float = Field(24.0, ge=0)
+    max_waiters: int = Field(1000, ge=0)  # long-polls and event streams per API process
+    max_waiters_per_client: int = Field(100, ge=0)  # of those, per client
 
     # The built-in simulator (used when MODELSLAB_API_KEY is unset).
     sim_eta_seconds: float = Field(3.0, ge=0)

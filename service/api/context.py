@@ -13,6 +13,7 @@ from service.store import Store
 from service.store.records import Applied
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
+from service.workers.watchers import Watchers
 
 
 @dataclass
@@ -21,6 +22,7 @@ class ApiContext:
     store: Store
     work: WorkContext
     workers: Workers | None
+    watchers: Watchers
     metrics_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     metrics_refreshed_at: float = float("-inf")
 

@@ -1,4 +1,6 @@
-"""`GET /openapi.json`: the OpenAPI 3.1 document of every route, body and error."""
+"""`GET /openapi.json`: the OpenAPI 3.1 document of the integrators' API (jobs and stats),
+every response described, and the callbacks it sends under `webhooks`. Internal routes (the
+provider's webhook, health, metrics, the dashboard, the docs) are not in it."""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api import schemas
+from service.api.waiting import MAX_VERSION
 from service.domain.requests import JobRequest
-from service.domain.states import JobStatus
 
 REF = "#/components/schemas/{model}"
+JSON = "application/json"
+PROBLEM = "application/problem+json"
 
 
 def _ref(model: type[BaseModel] | str) -> dict[str, str]:
@@ -22,29 +26,98 @@ def _ref(model: type[BaseModel] | str) -> dict[str, str]:
 
 
 def _json(model: type[BaseModel] | str, description: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": _ref(model)}},
-        **extra,
-    }
+    return {"description": description, "content": {JSON: {"schema": _ref(model)}}, **extra}
 
 
 def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "description": description,
-        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+        "content": {PROBLEM: {"schema": _ref("Problem")}},
     }
     if headers:
         out["headers"] = headers
     return out
 
 
-RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
-AUTH_ERRORS = {
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "required": True,
+    }
+}
+COMMON = {
     "401": _problem("Missing, unknown or revoked key"),
     "403": _problem("The key lacks the scope"),
+    "503": _problem("The database is unavailable for a moment", RETRY_AFTER),
 }
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+NOT_FOUND = {"404": _problem("No such job for this key")}
+JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
+}
+CURSOR = {
+    "name": "cursor",
+    "in": "query",
+    "description": "The `next_cursor` of the previous page",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+}
+WAIT = {
+    "name": "wait",
+    "in": "query",
+    "description": "Hold the answer up to this many seconds, until the job has finished "
+    "(or, with `since_version`, changed)",
+    "schema": {"type": "integer", "minimum": 0, "maximum": 60},
+}
+SINCE_VERSION = {
+    "name": "since_version",
+    "in": "query",
+    "description": "With `wait`: answer as soon as the job's version is past this one",
+    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
+}
+PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "description": "`wait=N`: hold the answer until the job has finished or N seconds "
+    "(at most 60) have passed (RFC 7240; other preferences are ignored)",
+    "schema": {"type": "string"},
+}
+HELD = {
+    "Location": {
+        "description": "The job's URL",
+        "schema": {"type": "string"},
+        "required": True,
+    },
+    "Preference-Applied": {
+        "description": "`wait=N` when the answer was held (`Prefer: wait=N`)",
+        "schema": {"type": "string", "pattern": "^wait=[0-9]{1,2}$"},
+    },
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "The same key and body within 24 hours answer the same job (200)",
+    "schema": {"type": "string", "pattern": "^[!-~]([ -~]{0,198}[!-~])?$"},
+}
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "description": "With `Accept: text/event-stream`: resume after this event",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+}
+
+
+def _flat_metadata(schema: dict[str, Any]) -> dict[str, Any]:
+    """pydantic says a constrained key as `patternProperties` (leaving other keys free);
+    the API means every key: `propertyNames` takes the pattern, `additionalProperties`
+    the values."""
+    ((pattern, values),) = schema.pop("patternProperties").items()
+    schema["propertyNames"]["pattern"] = pattern
+    schema["additionalProperties"] = values
+    return schema
 
 
 def _components() -> dict[str, Any]:
@@ -57,268 +130,251 @@ def _components() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template=REF, mode=mode)
         found.update(schema.pop("$defs", {}))
         found[model.__name__] = schema
+    properties = found["JobRequest"]["properties"]
+    properties["metadata"] = _flat_metadata(properties["metadata"])
     return found
 
 
-def build_document() -> dict[str, Any]:
-    job_routes: dict[str, Any] = {
+def _operation(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    responses: dict[str, Any],
+    parameters: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "tags": [tag],
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "parameters": parameters or [],
+        "responses": {**responses, **COMMON},
+        **extra,
+    }
+
+
+def _paths() -> dict[str, Any]:
+    job = _json("Job", "The job")
+    return {
         "/v1/jobs": {
-            "post": {
-                "summary": "Create an outpaint job",
-                "operationId": "createJob",
-                "security": [{"bearer": []}],
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "description": "The same key and body within 24 hours answer the same job (200)",
-                    }
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": _ref(JobRequest),
-                            "example": {
-                                "image": "https://example.com/room.png",
-                                "prompt": "a cosy room, wide angle",
-                                "width": 256,
-                                "height": 192,
-                                "metadata": {"order": "1234"},
-                            },
-                        }
-                    },
-                },
-                "responses": {
+            "post": _operation(
+                "createJob",
+                "jobs",
+                "Create an outpaint job",
+                {
                     "202": _json(
                         "Job",
-                        "Accepted: the new job",
-                        headers={"Location": {"schema": {"type": "string"}, "required": True}},
+                        "Accepted: the new job (finished already if `Prefer: wait` allowed it)",
+                        headers=HELD,
                     ),
-                    "200": _json("Job", "The job this Idempotency-Key already made"),
+                    "200": _json("Job", "The job this Idempotency-Key already made", headers=HELD),
                     "400": _problem("Malformed JSON, or a bad Idempotency-Key"),
-                    **AUTH_ERRORS,
                     "413": _problem("Body over 1 MiB"),
                     "422": _problem(
-                        "Invalid fields (listed in `errors`), or an Idempotency-Key reused with another body"
+                        "Invalid fields (listed in `errors`), or an Idempotency-Key reused "
+                        "with another body"
                     ),
-                    "429": _problem("Creation rate or unfinished-job cap exceeded", RETRY_AFTER),
+                    "429": _problem(
+                        "Creation rate, unfinished-job cap or waiting connections exceeded",
+                        RETRY_AFTER,
+                    ),
                 },
-            },
-            "get": {
-                "summary": "List jobs, newest first",
-                "operationId": "listJobs",
-                "security": [{"bearer": []}],
-                "parameters": [
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "schema": {"type": "string", "enum": [s.value for s in JobStatus]},
-                    },
+                [IDEMPOTENCY_KEY, PREFER],
+                requestBody={"required": True, "content": {JSON: {"schema": _ref(JobRequest)}}},
+            ),
+            "get": _operation(
+                "listJobs",
+                "jobs",
+                "List jobs, newest first",
+                {
+                    "200": _json("JobList", "A page of jobs"),
+                    "422": _problem("Invalid query parameters"),
+                },
+                [
+                    {"name": "status", "in": "query", "schema": _ref("JobStatus")},
                     {
                         "name": "limit",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                     },
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    CURSOR,
                 ],
-                "responses": {
-                    "200": _json("JobList", "A page of jobs"),
-                    **AUTH_ERRORS,
-                    "422": _problem("Invalid query parameters"),
-                },
-            },
+            ),
         },
         "/v1/jobs/{job_id}": {
-            "get": {
-                "summary": "One job",
-                "operationId": "getJob",
-                "security": [{"bearer": []}],
-                "parameters": [JOB_ID],
-                "responses": {
-                    "200": _json("Job", "The job"),
-                    **AUTH_ERRORS,
-                    "404": _problem("No such job for this key"),
+            "get": _operation(
+                "getJob",
+                "jobs",
+                "One job (optionally waiting until it finishes or changes)",
+                {
+                    "200": job,
+                    **NOT_FOUND,
+                    "422": _problem("Invalid query parameters"),
+                    "429": _problem("Too many waiting connections", RETRY_AFTER),
                 },
-            }
+                [JOB_ID, WAIT, SINCE_VERSION],
+            )
         },
         "/v1/jobs/{job_id}/events": {
-            "get": {
-                "summary": "A job's history",
-                "operationId": "listJobEvents",
-                "security": [{"bearer": []}],
-                "parameters": [
+            "get": _operation(
+                "listJobEvents",
+                "jobs",
+                "A job's history; with `Accept: text/event-stream`, live as Server-Sent Events",
+                {
+                    "200": {
+                        "description": "A page of events, oldest first; or the event stream "
+                        "(`id` is the event's id, `event` its kind, `data` the Event as JSON; "
+                        "it ends after the job's last transition)",
+                        "content": {
+                            JSON: {"schema": _ref("EventList")},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "204": {
+                        "description": "Stream only: the job has finished and nothing is "
+                        "left after `Last-Event-ID` (an EventSource stops reconnecting)"
+                    },
+                    **NOT_FOUND,
+                    "422": _problem("Invalid query parameters"),
+                    "429": _problem("Too many waiting connections", RETRY_AFTER),
+                },
+                [
                     JOB_ID,
                     {
                         "name": "limit",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 500,
+                            "default": 100,
+                        },
                     },
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    CURSOR,
+                    LAST_EVENT_ID,
                 ],
-                "responses": {
-                    "200": _json("EventList", "A page of events, oldest first"),
-                    **AUTH_ERRORS,
-                    "404": _problem("No such job for this key"),
-                    "422": _problem("Invalid query parameters"),
-                },
-            }
+            )
         },
         "/v1/jobs/{job_id}/cancel": {
-            "post": {
-                "summary": "Stop tracking a queued or processing job",
-                "operationId": "cancelJob",
-                "security": [{"bearer": []}],
-                "parameters": [JOB_ID],
-                "responses": {
+            "post": _operation(
+                "cancelJob",
+                "jobs",
+                "Stop tracking a queued or processing job",
+                {
                     "200": _json("Job", "The canceled job (for a key that may read jobs)"),
                     "204": {"description": "Canceled (a key without jobs:read learns no more)"},
-                    **AUTH_ERRORS,
-                    "404": _problem("No such job for this key"),
-                    "409": _problem("The job is already finished"),
+                    **NOT_FOUND,
+                    "409": _problem("The job has already finished"),
                 },
-            }
+                [JOB_ID],
+            )
         },
         "/v1/jobs/{job_id}/refresh": {
-            "post": {
-                "summary": "Poll the provider for this job now",
-                "operationId": "refreshJob",
-                "security": [{"bearer": []}],
-                "parameters": [JOB_ID],
-                "responses": {
+            "post": _operation(
+                "refreshJob",
+                "jobs",
+                "Poll ModelsLab for this job now",
+                {
                     "200": _json("Job", "The job after the poll (for a key that may read jobs)"),
                     "202": {"description": "Polled (a key without jobs:read learns no more)"},
-                    **AUTH_ERRORS,
-                    "404": _problem("No such job for this key"),
+                    **NOT_FOUND,
                     "429": _problem("Refreshed too recently", RETRY_AFTER),
                 },
-            }
+                [JOB_ID],
+            )
         },
         "/v1/jobs/{job_id}/callbacks/replay": {
-            "post": {
-                "summary": "Send the job's callback event again (same webhook-id)",
-                "operationId": "replayCallback",
-                "security": [{"bearer": []}],
-                "parameters": [JOB_ID],
-                "responses": {
+            "post": _operation(
+                "replayCallback",
+                "jobs",
+                "Send the job's callback event again (the same webhook-id)",
+                {
                     "202": _json("CallbackReplay", "Queued for delivery"),
-                    **AUTH_ERRORS,
-                    "404": _problem("No such job for this key, or it has no callback"),
-                    "409": _problem("The job has not finished yet"),
+                    **NOT_FOUND,
+                    "409": _problem("The job has no callback event: unfinished, or no URL"),
                 },
-            }
+                [JOB_ID],
+            )
         },
         "/v1/stats": {
-            "get": {
-                "summary": "Counts, overdue work, throughput and latency (ops:read)",
-                "operationId": "stats",
-                "security": [{"bearer": []}],
-                "parameters": [
-                    {"name": "client", "in": "query", "schema": {"type": "string"}},
+            "get": _operation(
+                "getStats",
+                "stats",
+                "Counts, overdue work, throughput, latency, provider health (ops:read)",
+                {
+                    "200": _json("Stats", "The figures"),
+                    "404": _problem("No such client"),
+                    "422": _problem("A window out of range"),
+                },
+                [
+                    {
+                        "name": "client",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
+                    },
                     {
                         "name": "window_seconds",
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 60, "maximum": 604800},
                     },
                 ],
-                "responses": {
-                    "200": _json("Stats", "The figures"),
-                    **AUTH_ERRORS,
-                    "422": _problem("Unknown client, or a window out of range"),
-                },
-            }
-        },
-        "/webhooks/modelslab/{token}": {
-            "post": {
-                "summary": "ModelsLab's callback (the token authenticates it)",
-                "operationId": "modelslabWebhook",
-                "parameters": [
-                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                "responses": {
-                    "200": _json("WebhookAck", "Stored (and applied, if it changed the job)"),
-                    "400": _problem("Malformed JSON"),
-                    "404": _problem("Unknown token"),
-                    "413": _problem("Body over 1 MiB"),
-                    "422": _problem("The body's track_id does not match the token"),
-                },
-            }
-        },
-        "/healthz": {
-            "get": {
-                "summary": "Liveness",
-                "operationId": "healthz",
-                "responses": {
-                    "200": _json("Health", "Alive"),
-                    "503": _json("Health", "Background work stopped"),
-                },
-            }
-        },
-        "/readyz": {
-            "get": {
-                "summary": "Readiness: database reachable, migrations at head",
-                "operationId": "readyz",
-                "responses": {
-                    "200": _json("Ready", "Ready"),
-                    "503": _json("Ready", "Not ready, and why"),
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "operationId": "openapi",
-                "responses": {
-                    "200": {
-                        "description": "OpenAPI 3.1",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
-            }
-        },
-        "/docs": {
-            "get": {
-                "summary": "Swagger UI over this document (assets served locally)",
-                "operationId": "docs",
-                "responses": {
-                    "200": {
-                        "description": "HTML",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-        "/dashboard": {
-            "get": {
-                "summary": "The ops page (its data comes from the API with an ops:read key)",
-                "operationId": "dashboard",
-                "responses": {
-                    "200": {
-                        "description": "HTML",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "operationId": "metrics",
-                "responses": {
-                    "200": {
-                        "description": "Text exposition format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
+            )
         },
     }
+
+
+CALLBACK_HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "description": "The event's id (`msg_…`), the same on every attempt: deduplicate on it",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "description": "Unix seconds of this attempt",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "description": "`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` with the client's "
+        "`whsec_` secret; space-separated when a rotated secret still signs",
+        "schema": {"type": "string"},
+    },
+]
+
+
+def _webhooks() -> dict[str, Any]:
+    """The callbacks a job sends (Standard Webhooks), one entry per event type."""
+    out = {}
+    for event in ("succeeded", "failed", "timed_out", "canceled"):
+        out[f"job.{event}"] = {
+            "post": {
+                "operationId": f"job{event.title().replace('_', '')}Callback",
+                "tags": ["callbacks"],
+                "summary": f"A job ended `{event}` (sent to its callback_url)",
+                "parameters": CALLBACK_HEADERS,
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("CallbackEvent")}},
+                },
+                "responses": {
+                    "2XX": {"description": "Received; no further attempts"},
+                    "410": {"description": "Gone: stop sending this event"},
+                    "default": {"description": "Any other answer is retried with backoff"},
+                },
+            }
+        }
+    return out
+
+
+def build_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -326,7 +382,13 @@ def build_document() -> dict[str, Any]:
             "version": "0.1.0",
             "description": "Outpaint images through ModelsLab; every request tracked as a job.",
         },
-        "paths": job_routes,
+        "tags": [
+            {"name": "jobs", "description": "Create, read, wait for and act on jobs"},
+            {"name": "stats", "description": "Figures for ops (ops:read)"},
+            {"name": "callbacks", "description": "What a job POSTs to its callback_url"},
+        ],
+        "paths": _paths(),
+        "webhooks": _webhooks(),
         "components": {
             "schemas": _components(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

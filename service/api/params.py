@@ -30,7 +30,7 @@ def ascii_int(text: str) -> int | None:
 
 def int_param(params: Mapping[str, str], name: str, low: int, high: int, default: int) -> int:
     raw = params.get(name)
-    if not raw:
+    if raw is None:
         return default
     value = ascii_int(raw)
     if value is None or not low <= value <= high:
@@ -40,9 +40,9 @@ def int_param(params: Mapping[str, str], name: str, low: int, high: int, default
 
 def text_param(params: Mapping[str, str], name: str, max_length: int = 200) -> str | None:
     raw = params.get(name)
-    if not raw:
+    if raw is None:
         return None
-    if len(raw) > max_length or not raw.isprintable():
+    if not raw or len(raw) > max_length or not raw.isprintable():
         raise invalid(name, f"must be 1 to {max_length} printable characters")
     return raw
 

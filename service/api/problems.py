@@ -11,12 +11,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.api import problem_types
 from service.store.health import HEALTH, unavailable
 
 log = logging.getLogger("service.api")
 
 PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://outpaint-jobs.dev/problems/"
 RETRY_AFTER_SECONDS = 5
 
 
@@ -35,7 +35,7 @@ class Problem(Exception):
         self.status = status
         self.title = title
         self.detail = detail
-        self.type = TYPE_BASE + (type_ or title.lower().replace(" ", "-"))
+        self.type = problem_types.uri(type_ or title.lower().replace(" ", "-"))
         self.errors = errors
         self.headers = dict(headers or {})
 

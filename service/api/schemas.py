@@ -1,17 +1,25 @@
-"""The shapes the API answers with, as pydantic models: the source of /openapi.json.
-
-Handlers build plain dicts (`representations.py`); the schemathesis test checks that what
-they build conforms to these."""
+"""The shapes the API answers with, as pydantic models: the source of /openapi.json (and of
+the clients teams generate from it). Handlers build plain dicts (`representations.py`); the
+schemathesis test checks that what they build conforms to these."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from service.domain.states import JobStatus
 
-Timestamp = str  # RFC 3339, UTC, e.g. 2026-11-25T12:00:00.000000Z
+NO_NUL = "^[^\\u0000]*$"
+
+
+class CallbackStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILING = "failing"
+    DEAD = "dead"
 
 
 class JobError(BaseModel):
@@ -19,25 +27,40 @@ class JobError(BaseModel):
     message: str | None
 
 
+class JobParameters(BaseModel):
+    """What was asked of ModelsLab: the request as accepted, defaults filled in (without
+    `callback_url` and `metadata`, which the job carries beside it)."""
+
+    image: str
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    overlap_width: int
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int | None = None
+
+
 class Job(BaseModel):
     id: str = Field(description="The public id, `job_` + 24 hex characters")
     track_id: int = Field(description="The integer sent to ModelsLab as track_id")
     status: JobStatus
-    request: dict[str, Any] = Field(description="The request as accepted, defaults filled in")
+    request: JobParameters
     output: list[str] = Field(description="Output image URLs once succeeded")
     error: JobError | None
     provider_id: str | None
-    eta_at: Timestamp | None = Field(json_schema_extra={"format": "date-time"})
-    next_poll_at: Timestamp | None = Field(json_schema_extra={"format": "date-time"})
-    created_at: Timestamp = Field(json_schema_extra={"format": "date-time"})
-    updated_at: Timestamp = Field(json_schema_extra={"format": "date-time"})
-    submitted_at: Timestamp | None = Field(json_schema_extra={"format": "date-time"})
-    completed_at: Timestamp | None = Field(json_schema_extra={"format": "date-time"})
+    eta_at: datetime | None
+    next_poll_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+    completed_at: datetime | None
     polls: int
     webhooks: int
     version: int = Field(description="Grows with every change to the job")
     callback_url: str | None
-    callback_status: Literal["pending", "delivered", "failing", "dead"] | None
+    callback_status: CallbackStatus | None
     metadata: dict[str, Any]
 
 
@@ -47,17 +70,18 @@ class JobList(BaseModel):
 
 
 class Event(BaseModel):
-    at: Timestamp = Field(json_schema_extra={"format": "date-time"})
+    id: int = Field(description="Grows with every event; resume a stream after it")
+    at: datetime
     kind: str = Field(description="created, submit, webhook, poll, transition, ignored, …")
     source: str
-    from_status: str | None
-    to_status: str | None
+    from_status: JobStatus | None
+    to_status: JobStatus | None
     detail: dict[str, Any]
 
 
 class EventList(BaseModel):
     items: list[Event]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page")
 
 
 class FieldError(BaseModel):
@@ -67,13 +91,18 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details. `type` is a page of this service (`/problems/{name}`)."""
 
-    type: str
+    type: str = Field(json_schema_extra={"format": "uri-reference"})
     title: str
     status: int
     detail: str | None = None
     errors: list[FieldError] | None = None
+
+
+class ProviderHealth(BaseModel):
+    state: Literal["closed", "open", "half_open"]
+    since: datetime | None
 
 
 class Stats(BaseModel):
@@ -86,6 +115,7 @@ class Stats(BaseModel):
     window_seconds: float
     sample_size: int
     callbacks: dict[str, int] = Field(description="Callback deliveries pending, failing, dead")
+    provider: ProviderHealth
 
 
 class CallbackReplay(BaseModel):
@@ -94,18 +124,12 @@ class CallbackReplay(BaseModel):
     attempts: int
 
 
-class WebhookAck(BaseModel):
-    received: Literal[True]
-    applied: bool
+class CallbackEvent(BaseModel):
+    """What a job's callback POSTs when it finishes, signed per Standard Webhooks."""
 
-
-class Health(BaseModel):
-    status: str
-
-
-class Ready(BaseModel):
-    status: str
-    checks: dict[str, str]
+    type: Literal["job.succeeded", "job.failed", "job.timed_out", "job.canceled"]
+    timestamp: datetime = Field(description="When the job finished")
+    data: Job
 
 
 MODELS: list[type[BaseModel]] = [
@@ -116,7 +140,5 @@ MODELS: list[type[BaseModel]] = [
     Problem,
     CallbackReplay,
     Stats,
-    WebhookAck,
-    Health,
-    Ready,
+    CallbackEvent,
 ]

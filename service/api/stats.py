@@ -8,7 +8,8 @@ from starlette.routing import Route
 
 from service.api.auth import OPS_READ, require
 from service.api.context import ctx_of
-from service.api.params import int_param, invalid, text_param
+from service.api.params import int_param, text_param
+from service.api.problems import not_found
 
 MAX_WINDOW = 7 * 24 * 3600
 
@@ -23,7 +24,7 @@ async def stats(request: Request) -> Response:
     if client is not None:
         client_id = await ctx.store.clients.client_id_of(client)
         if client_id is None:
-            raise invalid("client", "no such client")
+            raise not_found("Client")
     body = await ctx.store.stats.stats(
         ctx.work.clock(), ctx.settings.eta_grace_seconds, window, client_id
     )

@@ -5,18 +5,55 @@ ModelsLab documents maxima only; the minima here are ours (README, "Choices").
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from typing import Any
+import re
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from service.domain import jsonsafe
 
-MAX_METADATA_BYTES = 16 * 1024
 MAX_PROMPT_CHARS = 4000
+# Metadata is flat, as Stripe's is: up to 50 keys of at most 40 characters, each value a
+# string of at most 500 characters, a number within ±10^15, a boolean or null.
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY_CHARS = 40
+MAX_METADATA_TEXT_CHARS = 500
+METADATA_NUMBER_BOUND = 10**15
+
+# What the validators below accept, said as regular expressions that the API document
+# publishes unchanged (JSON Schema `pattern`, anchored with ^…$): a generated client, or a
+# fuzzer, knows the exact shape, and the server checks with the same expressions.
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST = rf"(?=[A-Za-z0-9._-]{{1,253}}(?:[:/?#]|$)){_LABEL}(?:\.{_LABEL})*\.?"
+_PORT = r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+URL = rf"https?://{_HOST}{_PORT}(?:[/?#][!-~]*)?"
+_B64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})"
+IMAGE = rf"{URL}|data:image/[a-z0-9.+-]{{1,40}};base64,{_B64}|{_B64}"
+NO_NUL = r"[^\u0000]*"
+
+
+def anchored(pattern: str) -> str:
+    """`pattern` as a JSON Schema `pattern` (ECMA: `$` is the end of the text)."""
+    return f"^(?:{pattern})$"
+
+
+_URL_RE = re.compile(URL)
+_IMAGE_RE = re.compile(IMAGE)
+
+MetadataKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_CHARS, pattern=anchored(NO_NUL)),
+]
+MetadataValue = (
+    StrictBool
+    | Annotated[int, Field(ge=-METADATA_NUMBER_BOUND, le=METADATA_NUMBER_BOUND, strict=True)]
+    | Annotated[float, Field(ge=-METADATA_NUMBER_BOUND, le=METADATA_NUMBER_BOUND)]
+    | Annotated[
+        str, StringConstraints(max_length=MAX_METADATA_TEXT_CHARS, pattern=anchored(NO_NUL))
+    ]
+    | None
+)
 
 
 def _is_http_url(value: str) -> bool:
@@ -33,57 +70,61 @@ class JobRequest(BaseModel):
         min_length=1,
         description="URL of the image to outpaint (http or https), or its base64 data "
         "(optionally as a `data:image/...;base64,` URL).",
+        json_schema_extra={"pattern": anchored(IMAGE)},
     )
-    prompt: str = Field("high quality", max_length=MAX_PROMPT_CHARS)
-    negative_prompt: str = Field("low quality", max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(
+        "high quality", max_length=MAX_PROMPT_CHARS, json_schema_extra={"pattern": anchored(NO_NUL)}
+    )
+    negative_prompt: str = Field(
+        "low quality", max_length=MAX_PROMPT_CHARS, json_schema_extra={"pattern": anchored(NO_NUL)}
+    )
     width: int = Field(1280, ge=64, le=1440)
     height: int = Field(720, ge=64, le=1440)
     overlap_width: int = Field(10, ge=0, le=42)
     num_inference_steps: int = Field(10, ge=1, le=30)
     guidance_scale: float = Field(8.0, ge=0, le=50)
     seed: int | None = Field(None, ge=-1, le=2**32 - 1, description="-1 or 0 means random")
-    callback_url: str | None = Field(None, max_length=2048)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    callback_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="Where to POST the job's signed callback when it finishes: an http(s) URL "
+        "whose host (letters, digits, `-`, `_`; IDNA names in their `xn--` form) resolves to "
+        "public addresses only.",
+        json_schema_extra={"pattern": anchored(URL)},
+    )
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA_KEYS,
+        description="Yours, returned as given: a flat object of up to 50 keys (at most 40 "
+        "characters), each value a string of at most 500 characters, a number within "
+        "±10^15, a boolean or null.",
+    )
 
     @field_validator("image")
     @classmethod
     def _image_is_url_or_base64(cls, value: str) -> str:
-        if _is_http_url(value):
-            return value
-        data = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
-        try:
-            base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("must be an http(s) URL or base64 image data") from None
+        if not _IMAGE_RE.fullmatch(value):
+            raise ValueError("must be an http(s) URL or base64 image data")
         return value
 
     @field_validator("callback_url")
     @classmethod
     def _callback_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not _is_http_url(value):
-            raise ValueError("must be an http(s) URL")
+        if value is not None and not _URL_RE.fullmatch(value):
+            raise ValueError("must be an http(s) URL with a host name or IPv4 address")
         return value
 
-    @field_validator("image", "prompt", "negative_prompt", "callback_url", mode="before")
+    @field_validator(
+        "image", "prompt", "negative_prompt", "callback_url", "metadata", mode="before"
+    )
     @classmethod
     def _storable_text(cls, value: Any) -> Any:
         """Whatever the entry point (API, CLI), nothing a database or a reader chokes on."""
-        if isinstance(value, str):
+        if isinstance(value, str | dict):
             try:
                 jsonsafe.check_value(value)
             except jsonsafe.UnsafeJson as exc:
                 raise ValueError(exc.message) from None
-        return value
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            jsonsafe.check_value(value, "metadata")
-        except jsonsafe.UnsafeJson as exc:
-            raise ValueError(exc.message) from None
-        if len(json.dumps(value, separators=(",", ":"), allow_nan=False)) > MAX_METADATA_BYTES:
-            raise ValueError(f"must serialise to at most {MAX_METADATA_BYTES} bytes")
         return value
 
     @property

@@ -43,6 +43,7 @@ def job_json(job: Job) -> dict[str, Any]:
 
 def event_json(event: Event) -> dict[str, Any]:
     return {
+        "id": event.id,
         "at": rfc3339(event.at),
         "kind": event.kind,
         "source": event.source,

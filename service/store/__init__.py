@@ -1,6 +1,7 @@
 """The store: the database behind the service, split by area. `Store.jobs` creates, reads
 and claims jobs; `Store.changes` applies the domain's changes to them; `Store.callbacks`
-keeps the callback outbox; `Store.clients` clients and keys; `Store.stats` what ops read."""
+keeps the callback outbox; `Store.clients` clients and keys; `Store.stats` what ops read;
+`Store.watching` what waiters on jobs need."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from service.store.clients import ClientStore
 from service.store.db import Database
 from service.store.jobs import JobStore
 from service.store.stats import StatsStore
+from service.store.watching import WatchStore
 
 
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.watching = WatchStore(db)
         self.jobs = JobStore(db)
-        self.changes = ChangeStore(db)
+        self.changes = ChangeStore(db, self.watching.changed)
         self.callbacks = CallbackStore(db)
         self.clients = ClientStore(db)
         self.stats = StatsStore(db)

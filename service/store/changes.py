@@ -6,7 +6,7 @@ only becomes rows, through the backend's named statements (`postgres`, `sqlite`)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -80,9 +80,11 @@ def _count(p: Plan, source: str) -> None:
 
 
 class ChangeStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changed: Callable[[int], None] = lambda _job_id: None) -> None:
+        """`changed(job_id)`: after every committed change or event of a job (waiters)."""
         self.db = db
         self.statements: Statements = statements_for(db)
+        self._changed = changed
 
     async def apply_change(
         self, job: Job, change: Change, now: datetime, owner: str | None = None
@@ -97,6 +99,7 @@ class ChangeStore:
             found, applied = await self.statements.apply(job.id, p, change, now, owner, events)
             if applied:
                 _count(p, change.source)
+                self._changed(job.id)
                 return Applied(found, True)
         else:
             found = await self.statements.get_job(job.id)
@@ -104,6 +107,7 @@ class ChangeStore:
             return Applied(None, False)
         why = _ignored(change.source, job.status.value, found.status.value, change.target)
         await self.statements.record_events(job.id, now, [*notes, why])
+        self._changed(job.id)
         return Applied(found, False)
 
     async def record_webhook(
@@ -135,6 +139,7 @@ class ChangeStore:
             )
             if applied:
                 _count(p, "webhook")
+                self._changed(job_id)
                 return Applied(job, True)
         else:
             job = await self.statements.get_job(job_id)
@@ -149,6 +154,7 @@ class ChangeStore:
                 job, applied = await self.statements.apply(job_id, p, change, now, None, events, 1)
                 if applied:
                     _count(p, "webhook")
+                    self._changed(job_id)
                     return Applied(job, True)
                 continue
             events = []
@@ -160,6 +166,7 @@ class ChangeStore:
                     )
             counted = await self.statements.count_webhook(job, now, events)
             if counted is not None:
+                self._changed(job_id)
                 return Applied(counted, False)
             job = await self.statements.get_job(job_id)
         log.warning("webhook for job %s: the job kept changing; not recorded", job_id)

@@ -1,5 +1,6 @@
 """LISTEN/NOTIFY on PostgreSQL: a job created, or a callback queued, on any replica wakes
-the workers that should act on it at once. Periodic polling stays the fallback."""
+the workers that should act on it at once; a watched job's change wakes its waiters.
+Periodic polling stays the fallback."""
 
 from __future__ import annotations
 
@@ -9,21 +10,21 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from service.domain.wakeups import Wake
 from service.store.engine import asyncpg_dsn
-from service.store.queries import WAKE_CHANNEL
 
 log = logging.getLogger("service.listener")
 
 
 class Listener:
-    """Holds one asyncpg connection LISTENing on CHANNEL; reconnects when it drops."""
+    """Holds one asyncpg connection LISTENing on some channels; reconnects when it drops."""
 
-    def __init__(self, database_url: str, on_notify: Callable[[Wake | None], None]) -> None:
-        """`on_notify(cause)`: the cause a notification names, or None (unknown, or the
-        catch-up after a reconnect: wake everything)."""
+    def __init__(
+        self, database_url: str, channels: dict[str, Callable[[str | None], None]]
+    ) -> None:
+        """`channels[name](payload)`: a notification's payload, or None after (re)connecting
+        (anything may have been sent while we were away: catch up on everything)."""
         self._dsn = asyncpg_dsn(database_url)
-        self._on_notify = on_notify
+        self._channels = channels
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -36,12 +37,10 @@ class Listener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _callback(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
-        try:
-            cause: Wake | None = Wake(str(payload))
-        except ValueError:
-            cause = None
-        self._on_notify(cause)
+    def _callback(self, _conn: Any, _pid: int, channel: str, payload: object) -> None:
+        handler = self._channels.get(channel)
+        if handler is not None:
+            handler(str(payload))
 
     async def _run(self) -> None:
         import asyncpg
@@ -51,10 +50,12 @@ class Listener:
             conn = None
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
-                await conn.add_listener(WAKE_CHANNEL, self._callback)
+                for channel in self._channels:
+                    await conn.add_listener(channel, self._callback)
                 self.connected.set()
                 delay = 0.5
-                self._on_notify(None)  # catch up on anything sent while we were away
+                for handler in self._channels.values():
+                    handler(None)  # catch up on anything sent while we were away
                 while not conn.is_closed():
                     await asyncio.sleep(5)
                     await conn.execute("SELECT 1")  # notice a dead connection

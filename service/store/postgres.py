@@ -81,6 +81,7 @@ class Statements:
                 job_id % COUNT_SHARDS,
                 callbacks.new_webhook_id() if outbox else None,
                 callbacks.EVENT_TYPES[p.final] if outbox else None,
+                q.WATCH_CHANNEL,
             )
             if record is None:  # it had moved (or is gone): as it is now
                 found = await driver.fetchrow(SQL["get_job"], job_id)
@@ -99,12 +100,13 @@ class Statements:
                 job.webhooks,
                 now,
                 events,
+                q.WATCH_CHANNEL,
             )
         return job_from_mapping(record) if record is not None else None
 
     async def record_events(self, job_id: int, now: datetime, events: list[dict[str, Any]]) -> None:
         async with self.db.driver() as driver:
-            await driver.execute(SQL["record_events"], job_id, now, events)
+            await driver.execute(SQL["record_events"], job_id, now, events, q.WATCH_CHANNEL)
 
     async def get_job(self, job_id: int) -> Job | None:
         async with self.db.driver() as driver:

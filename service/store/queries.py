@@ -5,7 +5,7 @@ Each function builds a SQLAlchemy Core statement; none touches a connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +48,7 @@ from service.store.tables import (
 )
 
 WAKE_CHANNEL = "outpaint_jobs"  # LISTENed to by every worker (service/store/listener.py)
+WATCH_CHANNEL = "outpaint_job_changed"  # a watched job changed: its id (workers/watchers.py)
 WAKE_JOB_CREATED = Wake.JOB_CREATED
 WAKE_CALLBACK_DUE = Wake.CALLBACK_DUE
 
@@ -445,6 +446,16 @@ def insert_event(
         from_status=from_status,
         to_status=to_status,
         detail=dict(detail),
+    )
+
+
+def job_marks(job_ids: Sequence[int]) -> Select[Any]:
+    """Where each job stands: its version and its last event's id (a waiter's catch-up)."""
+    last_event = (
+        select(func.max(job_events.c.id)).where(job_events.c.job_id == jobs.c.id).scalar_subquery()
+    )
+    return select(jobs.c.id, jobs.c.version, last_event.label("last_event")).where(
+        jobs.c.id.in_(job_ids)
     )
 
 

@@ -216,3 +216,15 @@ service_state = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Which processes wait on a job (a long-poll or an event stream): PostgreSQL changes NOTIFY
+# only jobs named here. A process refreshes its rows while it waits; a dead process's rows
+# expire and are swept by the next process that watches.
+job_watchers = Table(
+    "job_watchers",
+    metadata,
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("watcher", String(100), primary_key=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_job_watchers_watcher", "watcher"),
+)

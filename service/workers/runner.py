@@ -20,6 +20,7 @@ from service.domain.states import TERMINAL
 from service.domain.wakeups import Wake
 from service.store.health import HEALTH, unavailable
 from service.store.listener import Listener
+from service.store.queries import WAKE_CHANNEL
 from service.store.records import Applied, Delivery
 from service.workers.budget import RateBudget
 from service.workers.context import WorkContext, new_owner
@@ -95,6 +96,14 @@ class Workers:
         if cause in (None, Wake.CALLBACK_DUE):
             self._wake_notifier.set()
 
+    def _heard(self, payload: str | None) -> None:
+        """A NOTIFY from any replica: the cause it names (None, or unknown: everything)."""
+        try:
+            cause: Wake | None = Wake(payload) if payload is not None else None
+        except ValueError:
+            cause = None
+        self.wake(cause)
+
     def _circuit_changed(self, state: CircuitState) -> None:
         """The provider came back: what waited on it (queued submits, polls that failed in
         the outage) goes now, at the poll budget's pace. Its state is kept for /v1/stats."""
@@ -123,7 +132,7 @@ class Workers:
     async def start(self) -> None:
         s = self.ctx.settings
         if not s.is_sqlite:
-            self._listener = Listener(s.database_url, self.wake)
+            self._listener = Listener(s.database_url, {WAKE_CHANNEL: self._heard})
             self._listener.start()
         submitter: Loop[Job] = Loop(
             "submitter",

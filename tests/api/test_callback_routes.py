@@ -50,7 +50,7 @@ async def test_replay_without_a_callback_or_before_the_end(api: Api) -> None:
     assert plain["callback_status"] is None
     assert (
         await api.client.post(f"/v1/jobs/{plain['id']}/callbacks/replay", headers=headers)
-    ).status_code == 404
+    ).status_code == 409
     running = (
         await api.client.post("/v1/jobs", json={**BODY, "callback_url": CB}, headers=headers)
     ).json()

@@ -182,7 +182,7 @@ async def test_events_list_the_history(api: Api) -> None:
         ("created", None, "queued"),
         ("transition", "queued", "canceled"),
     ]
-    assert set(events[0]) == {"at", "kind", "source", "from_status", "to_status", "detail"}
+    assert set(events[0]) == {"id", "at", "kind", "source", "from_status", "to_status", "detail"}
 
 
 async def test_refresh_of_a_queued_job_answers_the_job(api: Api) -> None:

@@ -264,8 +264,6 @@ def test_submit_wait_then_jobs_list_show_watch(db_url: str) -> None:
                 "--height",
                 "192",
                 "--wait",
-                "--interval",
-                "0.1",
                 "--api-url",
                 f"http://127.0.0.1:{port}",
                 "--key",
@@ -290,7 +288,10 @@ def test_submit_wait_then_jobs_list_show_watch(db_url: str) -> None:
         assert run_cli(db_url, "jobs", "show", "job_nope").returncode == 1
     finally:
         server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=20)
+        _, log = server.communicate(timeout=20)
+    # it followed the job's event stream, and read the job once at the end: no polling
+    assert log.count(f'"GET /v1/jobs/{job_id}/events HTTP/1.1" 200') >= 1
+    assert log.count(f'"GET /v1/jobs/{job_id} HTTP/1.1" 200') == 1
 
 
 def test_multi_worker_uvicorn_metrics_are_summed_not_double_counted(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -5,9 +5,10 @@
 -- Apply one planned change in one statement, when the job is still where the caller
 -- expects it ($2, and under the claim $3 when given): set the job's fields, bump its
 -- version, record the change's events in order, move the per-state counters, and queue
--- the callback (its body is built at the first delivery). Returns the changed job, or no
--- row when the job had moved (the caller reads it in a statement of its own: this one's
--- snapshot may predate the change it waited for).
+-- the callback (its body is built at the first delivery), and NOTIFY $27 when a process
+-- waits on the job (job_watchers). Returns the changed job, or no row when the job had
+-- moved (the caller reads it in a statement of its own: this one's snapshot may predate
+-- the change it waited for).
 WITH upd AS (
     UPDATE jobs SET
         status = $4::varchar,
@@ -56,13 +57,16 @@ WITH upd AS (
     FROM upd
     WHERE $26::varchar IS NOT NULL AND upd.callback_url IS NOT NULL
 )
-SELECT upd.* FROM upd
+SELECT upd.*,
+       CASE WHEN EXISTS (SELECT 1 FROM job_watchers w WHERE w.job_id = upd.id)
+            THEN pg_notify($27::text, upd.id::text) END AS watched
+FROM upd
 
 -- name: count_webhook
 -- Count one webhook that moves nothing, on the job as the caller found it ($2: its status,
 -- $3: its webhook count, so concurrent counters never skip the body cap), and record the
--- events the caller passes (its raw body and why nothing moved, or none past the cap).
--- No row back: the job had moved; the caller looks again.
+-- events the caller passes (its raw body and why nothing moved, or none past the cap), and
+-- NOTIFY $6 when a process waits on the job. No row back: the job had moved; the caller looks again.
 WITH upd AS (
     UPDATE jobs SET
         webhooks = webhooks + 1,
@@ -79,7 +83,10 @@ WITH upd AS (
     ) WITH ORDINALITY AS e(kind, source, from_status, to_status, detail, ord)
     ORDER BY e.ord
 )
-SELECT * FROM upd
+SELECT upd.*,
+       CASE WHEN EXISTS (SELECT 1 FROM job_watchers w WHERE w.job_id = upd.id)
+            THEN pg_notify($6::text, upd.id::text) END AS watched
+FROM upd
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = $1::bigint
@@ -151,11 +158,37 @@ UPDATE jobs SET idempotency_key = NULL WHERE id = $1::bigint
 DELETE FROM rate_windows WHERE client_id = $1::bigint AND window_start < $2::timestamptz
 
 -- name: record_events
--- Events on a job whose change did not apply (its notes, and why).
-INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
-SELECT $1::bigint, $2::timestamptz, e.kind, e.source, e.from_status, e.to_status, e.detail
-FROM ROWS FROM (
-    jsonb_to_recordset($3::jsonb)
-        AS (kind varchar, source varchar, from_status varchar, to_status varchar, detail jsonb)
-) WITH ORDINALITY AS e(kind, source, from_status, to_status, detail, ord)
-ORDER BY e.ord
+-- Events on a job whose change did not apply (its notes, and why), and NOTIFY $4 when a
+-- process waits on the job.
+WITH events AS (
+    INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
+    SELECT $1::bigint, $2::timestamptz, e.kind, e.source, e.from_status, e.to_status, e.detail
+    FROM ROWS FROM (
+        jsonb_to_recordset($3::jsonb)
+            AS (kind varchar, source varchar, from_status varchar, to_status varchar, detail jsonb)
+    ) WITH ORDINALITY AS e(kind, source, from_status, to_status, detail, ord)
+    ORDER BY e.ord
+)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM job_watchers w WHERE w.job_id = $1::bigint)
+            THEN pg_notify($4::text, $1::text) END AS watched
+
+-- name: watch_job
+-- This process ($2) waits on a job until $3 (refreshed while it waits).
+INSERT INTO job_watchers (job_id, watcher, expires_at)
+SELECT $1::bigint, $2::varchar, $3::timestamptz
+WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1::bigint)
+ON CONFLICT (job_id, watcher) DO UPDATE SET expires_at = EXCLUDED.expires_at
+
+-- name: unwatch_job
+DELETE FROM job_watchers WHERE job_id = $1::bigint AND watcher = $2::varchar
+
+-- name: keep_watching
+-- This process ($1) still waits on its jobs until $2; rows of processes that stopped
+-- refreshing theirs (expired before $3) go.
+WITH kept AS (
+    UPDATE job_watchers SET expires_at = $2::timestamptz WHERE watcher = $1::varchar
+)
+DELETE FROM job_watchers WHERE expires_at < $3::timestamptz AND watcher <> $1::varchar
+
+-- name: unwatch_all
+DELETE FROM job_watchers WHERE watcher = $1::varchar

@@ -1,0 +1,141 @@
+"""`/v1/jobs/{id}/…` actions: cancel, refresh (poll the provider now), replay the
+callback."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api.auth import can_read
+from service.api.context import ctx_of
+from service.api.lookup import writable_job
+from service.api.problems import Problem, not_found
+from service.api.representations import job_json
+from service.domain import changes
+from service.domain.jobs import Job
+from service.domain.states import TERMINAL, JobStatus
+from service.domain.wakeups import Wake
+from service.store.records import Principal
+from service.workers.context import new_owner
+from service.workers.poller import poll_job
+
+
+def _answer(principal: Principal, job: Job, empty_status: int) -> Response:
+    """The job, for a key that may read it; a key that may only write learns nothing more
+    than that the action was taken."""
+    if can_read(principal):
+        return JSONResponse(job_json(job))
+    return Response(status_code=empty_status)
+
+
+async def cancel_job(request: Request) -> Response:
+    principal, job = await writable_job(request)
+    ctx = ctx_of(request)
+    for _ in range(3):  # the job may move under us (queued → processing); follow it
+        if job.status in TERMINAL:
+            raise Problem(
+                409, "Conflict", f"The job is already {job.status.value}.", type_="job-terminal"
+            )
+        applied = await ctx.store.changes.apply_change(job, changes.cancel(), ctx.work.clock())
+        ctx.finished(applied)
+        if applied.changed and applied.job is not None:
+            return _answer(principal, applied.job, 204)
+        if applied.job is None:
+            raise not_found()
+        job = applied.job
+    raise Problem(409, "Conflict", "The job kept changing; try again.", type_="job-busy")
+
+
+async def refresh_job(request: Request) -> Response:
+    """Poll the provider for this job now: at most once per REFRESH_INTERVAL_SECONDS per
+    job (across replicas: the claim checks the job's last refresh), else 429."""
+    principal, job = await writable_job(request)
+    ctx = ctx_of(request)
+    if job.status is JobStatus.PROCESSING:
+        provider = ctx.work.provider
+        if provider.may_call(1) == 0:
+            raise Problem(
+                503,
+                "Provider unavailable",
+                "ModelsLab is not answering; the job is polled as soon as it does.",
+                type_="provider-unavailable",
+                headers={
+                    "Retry-After": str(
+                        max(math.ceil(provider.circuit.seconds_until_probe(time.monotonic())), 1)
+                    )
+                },
+            )
+        owner = new_owner("refresh")
+        now = ctx.work.clock()
+        interval = ctx.settings.refresh_interval_seconds
+        claimed = await ctx.store.jobs.claim_for_refresh(
+            job.id, now, owner, ctx.work.lease_until(now), interval
+        )
+        provider.unused(1, 1 if claimed is not None else 0)
+        if claimed is not None:
+            applied = await poll_job(ctx.work, claimed, owner, source="refresh")
+            ctx.finished(applied)
+            if applied.job is not None:
+                return _answer(principal, applied.job, 202)
+        job = await ctx.store.jobs.get_job_by_id(job.id) or job
+        wait = _refresh_wait(job, now, interval)
+        if wait is not None:
+            raise Problem(
+                429,
+                "Too many requests",
+                f"A job is refreshed at most once every {interval:g} s.",
+                type_="rate-limited",
+                headers={"Retry-After": str(wait)},
+            )
+    elif job.status is JobStatus.QUEUED:
+        ctx.wake(Wake.JOB_CREATED)
+    return _answer(principal, job, 202)
+
+
+def _refresh_wait(job: Job, now: datetime, interval: float) -> int | None:
+    if job.status is not JobStatus.PROCESSING or job.refreshed_at is None:
+        return None
+    left = (job.refreshed_at - now).total_seconds() + interval
+    return max(math.ceil(left), 1) if left > 0 else None
+
+
+async def replay_callback(request: Request) -> Response:
+    """Send the job's callback event again: a new attempt, the same webhook-id."""
+    _principal, job = await writable_job(request)
+    ctx = ctx_of(request)
+    if job.callback_url is None:
+        raise Problem(
+            409,
+            "Conflict",
+            "The job has no callback URL, so there is no callback to send.",
+            type_="no-callback-yet",
+        )
+    delivery = await ctx.store.callbacks.replay_callback(job.id, ctx.work.clock())
+    if delivery is None:
+        raise Problem(
+            409,
+            "Conflict",
+            "The job has not finished; there is no event yet.",
+            type_="no-callback-yet",
+        )
+    ctx.wake(Wake.CALLBACK_DUE)
+    return JSONResponse(
+        {
+            "webhook_id": delivery.webhook_id,
+            "status": delivery.status,
+            "attempts": delivery.attempts,
+        },
+        202,
+    )
+
+
+routes = [
+    Route("/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}/refresh", refresh_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}/callbacks/replay", replay_callback, methods=["POST"]),
+]

@@ -1,0 +1,135 @@
+"""`GET /v1/jobs/{id}/events`: a job's history, a page at a time as JSON, or live as
+Server-Sent Events (`Accept: text/event-stream`): each event once, in order, resumable
+with `Last-Event-ID`, ending after the job's terminal event."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from service.api.auth import JOBS_READ, OPS_READ
+from service.api.context import ApiContext, ctx_of
+from service.api.lookup import visible_job
+from service.api.params import ascii_int, int_param, invalid
+from service.api.problems import not_found
+from service.api.representations import decode_cursor, encode_cursor, event_json
+from service.api.waiting import acquire
+from service.domain.states import TERMINAL
+from service.workers.watchers import Waiter
+
+EVENTS_PAGE = 100
+EVENTS_PAGE_MAX = 500
+PING_SECONDS = 15  # a comment line now and then keeps proxies from closing an idle stream
+RECHECK_SECONDS = 30.0  # a waiter's longest sleep between looks (signals come sooner)
+STOP_GRACE_SECONDS = 2.0  # for a stream to end by itself once the server is stopping
+
+
+def wants_stream(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "").lower()
+
+
+async def list_events(request: Request) -> Response:
+    """Oldest first, `EVENTS_PAGE` at a time; pass `next_cursor` back as `cursor`."""
+    principal, job = await visible_job(request, JOBS_READ, OPS_READ)
+    if wants_stream(request):
+        return await _stream(request, job.id, principal.client_id)
+    params = request.query_params
+    limit = int_param(params, "limit", 1, EVENTS_PAGE_MAX, EVENTS_PAGE)
+    after = decode_cursor(params["cursor"]) if "cursor" in params else None
+    events = await ctx_of(request).store.jobs.list_events(job.id, after, limit + 1)
+    page, more = events[:limit], len(events) > limit
+    return JSONResponse(
+        {
+            "items": [event_json(e) for e in page],
+            "next_cursor": encode_cursor(page[-1].id) if more and page else None,
+        }
+    )
+
+
+async def _stream(request: Request, job_id: int, client_id: int) -> Response:
+    ctx = ctx_of(request)
+    raw = request.headers.get("last-event-id", "").strip()
+    after = ascii_int(raw) if raw else None
+    if raw and after is None:
+        raise invalid("Last-Event-ID", "must be the id of an event this stream sent", "value")
+    job = await ctx.store.jobs.get_job_by_id(job_id)
+    finished = job is not None and job.status in TERMINAL
+    if finished and not await ctx.store.jobs.list_events(job_id, after, 1):
+        # Finished, and everything sent: 204 tells an EventSource not to reconnect.
+        return Response(status_code=204)
+    if job is None:  # pruned since we looked
+        raise not_found()
+    waiter = await acquire(ctx, job, client_id)
+    stopping = anyio.Event()  # set by sse-starlette when the server is told to stop
+    stream = EventSourceResponse(
+        _events(ctx, job_id, after, waiter, stopping),
+        ping=PING_SECONDS,
+        send_timeout=30,
+        shutdown_event=stopping,
+        shutdown_grace_period=STOP_GRACE_SECONDS,
+    )
+    return _Holding(stream, lambda: ctx.watchers.release(waiter))
+
+
+async def _events(
+    ctx: ApiContext, job_id: int, after: int | None, waiter: Waiter, stopping: anyio.Event
+) -> AsyncIterator[ServerSentEvent]:
+    """Every event past `after`, then each new one as it is recorded; the job is read
+    before its events, so a terminal job's last transition is among those sent. When the
+    server stops, the stream ends as a complete response (a client resumes elsewhere with
+    Last-Event-ID), not as a connection cut mid-body."""
+    while True:
+        waiter.arm()
+        job = await ctx.store.jobs.get_job_by_id(job_id)
+        events = await ctx.store.jobs.list_events(job_id, after, EVENTS_PAGE_MAX)
+        for event in events:
+            body = json.dumps(event_json(event), separators=(",", ":"), ensure_ascii=False)
+            yield ServerSentEvent(data=body, id=str(event.id), event=event.kind)
+            after = event.id
+        if len(events) == EVENTS_PAGE_MAX:
+            continue
+        if job is None or job.status in TERMINAL or ctx.watchers.closing.is_set():
+            return
+        await _changed_or_stopping(waiter, stopping)
+        if stopping.is_set():
+            ctx.watchers.close()  # the long-polls end too
+            return
+
+
+async def _changed_or_stopping(waiter: Waiter, stopping: anyio.Event) -> None:
+    with anyio.move_on_after(RECHECK_SECONDS):
+        async with anyio.create_task_group() as group:
+
+            async def first(wait: Callable[[], Awaitable[object]]) -> None:
+                await wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(first, waiter.changed.wait)
+            group.start_soon(first, stopping.wait)
+
+
+class _Holding(Response):
+    """A streaming response that lets go of its waiter however the stream ends (the job
+    finished, the client went away, the server is stopping)."""
+
+    def __init__(self, inner: Response, release: Callable[[], Awaitable[None]]) -> None:
+        self.inner = inner
+        self.release = release
+        self.status_code = inner.status_code
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            await self.release()
+
+
+routes = [Route("/v1/jobs/{job_id}/events", list_events, methods=["GET"])]
