@@ -9,7 +9,15 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
 from service.domain import jsonsafe
 
@@ -27,9 +35,20 @@ METADATA_NUMBER_BOUND = 10**15
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOST = rf"(?=[A-Za-z0-9._-]{{1,253}}(?:[:/?#]|$)){_LABEL}(?:\.{_LABEL})*\.?"
 _PORT = r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
-URL = rf"https?://{_HOST}{_PORT}(?:[/?#][!-~]*)?"
+# The length bounds live in the patterns (a `maxLength` beside a pattern like these makes
+# schema-driven generators search for matches of exact lengths: minutes per field).
+# A callback URL is at most MAX_CALLBACK_URL_CHARS: scheme 8, host 253, port 6, the rest.
+MAX_CALLBACK_URL_CHARS = 2048
+MAX_IMAGE_URL_CHARS = 8192  # signed storage URLs run long; servers commonly stop at 8 KiB
+
+
+def _url(max_chars: int) -> str:
+    return rf"https?://{_HOST}{_PORT}(?:[/?#][!-~]{{0,{max_chars - 8 - 253 - 6 - 1}}})?"
+
+
+URL = _url(MAX_CALLBACK_URL_CHARS)
 _B64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})"
-IMAGE = rf"{URL}|data:image/[a-z0-9.+-]{{1,40}};base64,{_B64}|{_B64}"
+IMAGE = rf"{_url(MAX_IMAGE_URL_CHARS)}|data:image/[a-z0-9.+-]{{1,40}};base64,{_B64}|{_B64}"
 NO_NUL = r"[^\u0000]*"
 
 
@@ -41,16 +60,39 @@ def anchored(pattern: str) -> str:
 _URL_RE = re.compile(URL)
 _IMAGE_RE = re.compile(IMAGE)
 
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's `integer`: any JSON number without a fractional part (`17.0` too), and
+    nothing else (not `"17"`, not `true`): what the document says is what is accepted."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("must be an integer")
+
+
+# Types are strict (a string is never a number, a number never a boolean); an integer is
+# any integral JSON number.
+Integer = Annotated[int, BeforeValidator(_integral)]
+
+
 MetadataKey = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_CHARS, pattern=anchored(NO_NUL)),
 ]
 MetadataValue = (
     StrictBool
-    | Annotated[int, Field(ge=-METADATA_NUMBER_BOUND, le=METADATA_NUMBER_BOUND, strict=True)]
-    | Annotated[float, Field(ge=-METADATA_NUMBER_BOUND, le=METADATA_NUMBER_BOUND)]
     | Annotated[
-        str, StringConstraints(max_length=MAX_METADATA_TEXT_CHARS, pattern=anchored(NO_NUL))
+        int,
+        Field(ge=-METADATA_NUMBER_BOUND, le=METADATA_NUMBER_BOUND),  # before the validator,
+        BeforeValidator(_integral),  # or the document loses the bounds
+    ]
+    | Annotated[float, Field(ge=-METADATA_NUMBER_BOUND, le=METADATA_NUMBER_BOUND, strict=True)]
+    | Annotated[
+        str,
+        StringConstraints(
+            strict=True, max_length=MAX_METADATA_TEXT_CHARS, pattern=anchored(NO_NUL)
+        ),
     ]
     | None
 )
@@ -64,7 +106,7 @@ def _is_http_url(value: str) -> bool:
 class JobRequest(BaseModel):
     """Body of `POST /v1/jobs`. Unknown fields are refused (422)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     image: str = Field(
         min_length=1,
@@ -78,18 +120,19 @@ class JobRequest(BaseModel):
     negative_prompt: str = Field(
         "low quality", max_length=MAX_PROMPT_CHARS, json_schema_extra={"pattern": anchored(NO_NUL)}
     )
-    width: int = Field(1280, ge=64, le=1440)
-    height: int = Field(720, ge=64, le=1440)
-    overlap_width: int = Field(10, ge=0, le=42)
-    num_inference_steps: int = Field(10, ge=1, le=30)
+    width: Integer = Field(1280, ge=64, le=1440)
+    height: Integer = Field(720, ge=64, le=1440)
+    overlap_width: Integer = Field(10, ge=0, le=42)
+    num_inference_steps: Integer = Field(10, ge=1, le=30)
     guidance_scale: float = Field(8.0, ge=0, le=50)
-    seed: int | None = Field(None, ge=-1, le=2**32 - 1, description="-1 or 0 means random")
+    seed: Annotated[int, Field(ge=-1, le=2**32 - 1), BeforeValidator(_integral)] | None = Field(
+        None, description="-1 or 0 means random"
+    )
     callback_url: str | None = Field(
         None,
-        max_length=2048,
         description="Where to POST the job's signed callback when it finishes: an http(s) URL "
         "whose host (letters, digits, `-`, `_`; IDNA names in their `xn--` form) resolves to "
-        "public addresses only.",
+        "public addresses only; at most 2048 characters.",
         json_schema_extra={"pattern": anchored(URL)},
     )
     metadata: dict[MetadataKey, MetadataValue] = Field(

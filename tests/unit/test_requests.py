@@ -66,3 +66,61 @@ def test_provider_fields_carry_no_client_only_fields() -> None:
     assert "metadata" not in fields and "callback_url" not in fields and "seed" not in fields
     assert fields["base64"] is False
     assert JobRequest(image=URL, seed=42).provider_fields()["seed"] == 42
+
+
+@pytest.mark.parametrize(
+    ("body", "accepted"),
+    [
+        ({"width": 1184.0}, True),  # JSON Schema's integer: integral numbers, 17.0 too
+        ({"seed": 7.0}, True),
+        ({"guidance_scale": 7}, True),  # an integer is a number
+        ({"width": "1184"}, False),  # a string is never a number
+        ({"width": True}, False),  # nor a boolean
+        ({"width": 100.5}, False),
+        ({"prompt": 5}, False),
+        ({"metadata": {"n": "1"}}, True),
+        ({"metadata": {"n": 17.0, "m": 17}}, True),
+        ({"metadata": {"n": [1]}}, False),
+        ({"metadata": {"n": 10**15 + 1}}, False),
+    ],
+)
+def test_types_are_what_the_document_says(body: dict[str, object], accepted: bool) -> None:
+    """JSON in, as a client sends it: no coercion the published schema does not allow."""
+    import json
+
+    text = json.dumps({"image": URL, **body})
+    if accepted:
+        JobRequest.model_validate_json(text)
+    else:
+        with pytest.raises(ValidationError):
+            JobRequest.model_validate_json(text)
+
+
+def test_url_lengths_are_bounded_by_the_patterns_themselves() -> None:
+    """After the host and port, a separator and 1780 characters for a callback URL (2048
+    at most in all, as netguard checks), a separator and 7924 for an image URL."""
+    base = "https://" + ".".join(["h" * 60] * 3) + ".invalid:65535"
+    JobRequest(image=URL, callback_url=f"{base}/{'p' * 1780}")
+    assert len(f"{base}/{'p' * 1780}") <= 2048
+    with pytest.raises(ValidationError):
+        JobRequest(image=URL, callback_url=f"{base}/{'p' * 1781}")
+    JobRequest(image=f"{base}/{'p' * 7924}")
+    with pytest.raises(ValidationError):
+        JobRequest(image=f"{base}/{'p' * 7925}")
+
+
+def test_every_bound_reaches_the_published_schema() -> None:
+    """pydantic writes a constraint placed after a BeforeValidator as its own name (`ge`),
+    which JSON Schema ignores: a generated client or a fuzzer would not see the bound."""
+    from service.api.openapi import build_document
+
+    def internal_keys(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [k for k in ("ge", "gt", "le", "lt", "multiple_of") if k in node]
+            return found + [k for v in node.values() for k in internal_keys(v)]
+        if isinstance(node, list):
+            return [k for v in node for k in internal_keys(v)]
+        return []
+
+    assert internal_keys(JobRequest.model_json_schema()) == []
+    assert internal_keys(build_document()) == []
