@@ -38,11 +38,12 @@ def wants_stream(request: Request) -> bool:
 async def list_events(request: Request) -> Response:
     """Oldest first, `EVENTS_PAGE` at a time; pass `next_cursor` back as `cursor`."""
     principal, job = await visible_job(request, JOBS_READ, OPS_READ)
+    resume = _last_event_id(request)
     if wants_stream(request):
-        return await _stream(request, job.id, principal.client_id)
+        return await _stream(request, job.id, principal.client_id, resume)
     params = request.query_params
     limit = int_param(params, "limit", 1, EVENTS_PAGE_MAX, EVENTS_PAGE)
-    after = decode_cursor(params["cursor"]) if "cursor" in params else None
+    after = decode_cursor(params["cursor"]) if "cursor" in params else resume
     events = await ctx_of(request).store.jobs.list_events(job.id, after, limit + 1)
     page, more = events[:limit], len(events) > limit
     return JSONResponse(
@@ -53,12 +54,19 @@ async def list_events(request: Request) -> Response:
     )
 
 
-async def _stream(request: Request, job_id: int, client_id: int) -> Response:
+def _last_event_id(request: Request) -> int | None:
+    """`Last-Event-ID`: resume after this event (a page of JSON too, without `cursor`)."""
+    raw = request.headers.get("last-event-id")
+    if raw is None:
+        return None
+    after = ascii_int(raw)
+    if after is None:
+        raise invalid("Last-Event-ID", "must be the id of an event this API sent", "value")
+    return after
+
+
+async def _stream(request: Request, job_id: int, client_id: int, after: int | None) -> Response:
     ctx = ctx_of(request)
-    raw = request.headers.get("last-event-id", "").strip()
-    after = ascii_int(raw) if raw else None
-    if raw and after is None:
-        raise invalid("Last-Event-ID", "must be the id of an event this stream sent", "value")
     job = await ctx.store.jobs.get_job_by_id(job_id)
     finished = job is not None and job.status in TERMINAL
     if finished and not await ctx.store.jobs.list_events(job_id, after, 1):

@@ -95,6 +95,18 @@ HELD = {
         "schema": {"type": "string", "pattern": "^wait=[0-9]{1,2}$"},
     },
 }
+# What a client can do next with the job it was given (OpenAPI links: generators and
+# stateful fuzzers follow them).
+JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in (
+        ("GetJob", "getJob"),
+        ("ListJobEvents", "listJobEvents"),
+        ("CancelJob", "cancelJob"),
+        ("RefreshJob", "refreshJob"),
+        ("ReplayCallback", "replayCallback"),
+    )
+}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -105,7 +117,7 @@ IDEMPOTENCY_KEY = {
 LAST_EVENT_ID = {
     "name": "Last-Event-ID",
     "in": "header",
-    "description": "With `Accept: text/event-stream`: resume after this event",
+    "description": "Resume after this event: the stream, or (without `cursor`) a page",
     "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
 }
 
@@ -167,6 +179,7 @@ def _paths() -> dict[str, Any]:
                         "Job",
                         "Accepted: the new job (finished already if `Prefer: wait` allowed it)",
                         headers=HELD,
+                        links=JOB_LINKS,
                     ),
                     "200": _json("Job", "The job this Idempotency-Key already made", headers=HELD),
                     "400": _problem("Malformed JSON, or a bad Idempotency-Key"),
