@@ -22,6 +22,7 @@ from service.api import (
     jobs,
     metrics,
     openapi,
+    outputs,
     problem_types,
     stats,
     webhooks,
@@ -33,6 +34,7 @@ from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
 from service.settings import SIMULATOR_MOUNT, Settings
 from service.store import Store
+from service.store.objects import Objects
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
 from service.workers.watchers import Watchers
@@ -116,11 +118,19 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
             settings.provider_timeout_seconds,
             circuit=settings.circuit(),
         )
+        objects = (
+            Objects.from_setting(settings.output_store, settings.output_store_endpoint)
+            if settings.archives_outputs
+            else None
+        )
+        if objects is not None:  # a success (from a webhook here too) queues its archive
+            store.changes.archive = settings.archive_policy()
         work = WorkContext(
             settings=settings,
             store=store,
             provider=provider,
             webhook_secret=await store.clients.webhook_secret(settings.webhook_secret),
+            objects=objects,
         )
         logs.register_secret(work.webhook_secret)
         logs.register_secret(settings.provider_key)
@@ -160,6 +170,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
         routes += [
             *jobs.routes,
             *events.routes,
+            *outputs.routes,
             *actions.routes,
             *stats.routes,
             *problem_types.routes,

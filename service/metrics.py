@@ -100,6 +100,19 @@ CIRCUIT_OPENED = Counter(
     registry=REGISTRY,
 )
 
+ARCHIVED = Counter(
+    "outpaint_outputs_archived_total",
+    "Outputs the archiver settled: stored, or the reason it gave up (not_an_image, "
+    "too_large, refused, http_4xx, not_found_by_deadline)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ARCHIVED_BYTES = Counter(
+    "outpaint_output_bytes_archived_total",
+    "Bytes of outputs stored by this process",
+    registry=REGISTRY,
+)
+
 
 class DatabaseState(Collector):
     """Gauges read from the database: refreshed by the /metrics handler at most every few
@@ -110,6 +123,10 @@ class DatabaseState(Collector):
         self.callbacks: dict[str, int] = {}
         self.sweeper_lag_seconds = 0.0
         self.inflight = 0
+        self.archive_pending = 0
+        self.archive_oldest_seconds = 0.0
+        self.stored_bytes = 0
+        self.archive_failures: dict[str, int] = {}
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("outpaint_jobs", "Jobs by state", labels=["status"])
@@ -132,6 +149,29 @@ class DatabaseState(Collector):
         yield GaugeMetricFamily(
             "outpaint_provider_inflight", "Jobs unfinished at the provider", value=self.inflight
         )
+        yield GaugeMetricFamily(
+            "outpaint_archive_pending",
+            "Succeeded jobs whose outputs wait to be archived",
+            value=self.archive_pending,
+        )
+        yield GaugeMetricFamily(
+            "outpaint_archive_oldest_pending_seconds",
+            "Age of the oldest archive still pending (0 when none)",
+            value=self.archive_oldest_seconds,
+        )
+        yield GaugeMetricFamily(
+            "outpaint_output_stored_bytes",
+            "Bytes of outputs in the output store",
+            value=self.stored_bytes,
+        )
+        failures = GaugeMetricFamily(
+            "outpaint_output_archive_failures",
+            "Outputs given up on, by reason (all time, kept jobs)",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self.archive_failures.items()):
+            failures.add_metric([reason], n)
+        yield failures
 
 
 STATE = DatabaseState()

@@ -13,6 +13,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
+    from service.domain.archive import ArchivePolicy
     from service.domain.changes import Policy
     from service.domain.circuit import Circuit
 
@@ -68,6 +69,14 @@ class Settings(BaseSettings):
     webhook_token_grace_hours: float = Field(24.0, ge=0)
     max_waiters: int = Field(1000, ge=0)  # long-polls and event streams per API process
     max_waiters_per_client: int = Field(100, ge=0)  # of those, per client
+    # Durable outputs: a directory, s3://bucket/prefix, or none.
+    output_store: str = "./outputs"
+    output_store_endpoint: str | None = None  # an S3-compatible server's URL (else AWS)
+    output_max_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    output_archive_deadline_hours: float = Field(23.0, gt=0)
+    output_archive_concurrency: int = Field(4, ge=1)
+    output_archive_retry_base_seconds: float = Field(5.0, gt=0)  # doubling, up to 10 min
+    output_presign_seconds: float = Field(0.0, ge=0)  # S3: > 0 redirects reads to a signed URL
 
     # The built-in simulator (used when MODELSLAB_API_KEY is unset).
     sim_eta_seconds: float = Field(3.0, ge=0)
@@ -142,6 +151,18 @@ class Settings(BaseSettings):
             open_seconds=self.provider_circuit_open_seconds,
             max_open_seconds=self.provider_circuit_max_open_seconds,
             probe_seconds=2 * self.provider_timeout_seconds + 5,
+        )
+
+    @property
+    def archives_outputs(self) -> bool:
+        return self.output_store.strip().lower() != "none"
+
+    def archive_policy(self) -> ArchivePolicy:
+        from service.domain.archive import ArchivePolicy
+
+        return ArchivePolicy(
+            deadline_seconds=self.output_archive_deadline_hours * 3600,
+            retry_base_seconds=self.output_archive_retry_base_seconds,
         )
 
     @property

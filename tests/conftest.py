@@ -133,6 +133,7 @@ def make_settings(db_url: str, **overrides: object) -> Settings:
         "modelslab_api_key": None,
         "webhook_secret": "test-webhook-secret",
         "log_format": "console",
+        "output_store": "none",  # archiving is tested where it is asked for
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -60,11 +60,13 @@ STANDALONE_SIM = {"SIM_API_KEY": "test-key", "SIM_ALLOW_PRIVATE_URLS": "true"}
 
 
 def clean_env() -> dict[str, str]:
-    """This process's environment without any simulator or provider setting a developer's
-    shell may carry, so each test says exactly which it wants."""
+    """This process's environment without any simulator, provider or output-store setting a
+    developer's shell may carry, so each test says exactly which it wants."""
     import os
 
-    return {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "MODELSLAB_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "MODELSLAB_"))}
+    env["OUTPUT_STORE"] = "none"  # no ./outputs where the test runs; archiving tests set one
+    return env
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:

@@ -26,6 +26,15 @@ async def _refresh(ctx: ApiContext) -> None:
         metrics.STATE.callbacks = await ctx.store.callbacks.deliveries_by_status()
         metrics.STATE.sweeper_lag_seconds = await ctx.store.stats.sweeper_lag_seconds(now)
         metrics.STATE.inflight = await ctx.store.jobs.inflight(now)
+        backlog = await ctx.store.archives.backlog()
+        metrics.STATE.archive_pending = backlog.pending
+        metrics.STATE.archive_oldest_seconds = (
+            max((now - backlog.oldest_pending_at).total_seconds(), 0.0)
+            if backlog.oldest_pending_at
+            else 0.0
+        )
+        metrics.STATE.stored_bytes = backlog.stored_bytes
+        metrics.STATE.archive_failures = backlog.failures
         ctx.metrics_refreshed_at = time.monotonic()
 
 

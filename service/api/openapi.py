@@ -269,6 +269,44 @@ def _paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/v1/jobs/{job_id}/outputs/{n}": {
+            "get": _operation(
+                "getJobOutput",
+                "jobs",
+                "An output of a succeeded job, from this service's output store",
+                {
+                    "200": {
+                        "description": "The image, byte for byte as the provider made it "
+                        "(`ETag`: its SHA-256; cacheable for good)",
+                        "headers": {
+                            "ETag": {"schema": {"type": "string"}},
+                            "Cache-Control": {"schema": {"type": "string"}},
+                        },
+                        "content": {
+                            kind: {"schema": {"type": "string", "format": "binary"}}
+                            for kind in ("image/png", "image/jpeg", "image/webp", "image/gif")
+                        },
+                    },
+                    "304": {"description": "Not modified (`If-None-Match` named its ETag)"},
+                    "307": {
+                        "description": "A short-lived signed URL of the object (S3, when "
+                        "OUTPUT_PRESIGN_SECONDS is set)",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                    },
+                    "404": _problem("No such job for this key, or no such stored output"),
+                },
+                [
+                    JOB_ID,
+                    {
+                        "name": "n",
+                        "in": "path",
+                        "required": True,
+                        "description": "The output's index in `output`",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+                    },
+                ],
+            )
+        },
         "/v1/jobs/{job_id}/cancel": {
             "post": _operation(
                 "cancelJob",

@@ -27,6 +27,31 @@ class JobError(BaseModel):
     message: str | None
 
 
+class ArchiveStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Output(BaseModel):
+    """One output of a succeeded job, as the output store keeps it."""
+
+    url: str | None = Field(
+        description="This service's durable copy (`GET /v1/jobs/{id}/outputs/{n}`); null "
+        "when it could not be stored"
+    )
+    provider_url: str = Field(description="ModelsLab's URL (temporary: about 24 hours)")
+    sha256: str | None
+    bytes: int | None
+    width: int | None
+    height: int | None
+    content_type: str | None
+    error: str | None = Field(
+        description="Why it is not stored: not_an_image, too_large, refused, http_4xx, "
+        "not_found_by_deadline"
+    )
+
+
 class JobParameters(BaseModel):
     """What was asked of ModelsLab: the request as accepted, defaults filled in (without
     `callback_url` and `metadata`, which the job carries beside it)."""
@@ -62,6 +87,12 @@ class Job(BaseModel):
     callback_url: str | None
     callback_status: CallbackStatus | None
     metadata: dict[str, Any]
+    archive_status: ArchiveStatus | None = Field(
+        description="Keeping the outputs (OUTPUT_STORE): pending, done, failed; null when not kept"
+    )
+    outputs: list[Output] | None = Field(
+        description="Once archived: one entry per `output`, with its durable URL"
+    )
 
 
 class JobList(BaseModel):

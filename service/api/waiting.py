@@ -42,12 +42,13 @@ def wait_params(params: Mapping[str, str]) -> tuple[int, int | None]:
 
 
 def finished_or_past(since_version: int | None) -> Callable[[Job], bool]:
-    """What a waiter waits for: the job finished, or (given) its version past that."""
+    """What a waiter waits for: given a version, any change past it (a finished job still
+    changes: its archive, its callback status); else the job finished."""
 
     def done(job: Job) -> bool:
-        if job.status in TERMINAL:
-            return True
-        return since_version is not None and job.version > since_version
+        if since_version is not None:
+            return job.version > since_version
+        return job.status in TERMINAL
 
     return done
 

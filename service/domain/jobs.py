@@ -40,6 +40,8 @@ class Job:
     callback_status: str | None
     metadata: dict[str, Any]
     refreshed_at: datetime | None = None  # the last POST /refresh that polled the provider
+    archive_status: str | None = None  # pending, done, failed; None: not archived
+    outputs: list[dict[str, Any]] | None = None  # as clients see them, once archived
 
     @property
     def track_id(self) -> int:

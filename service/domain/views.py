@@ -38,6 +38,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "callback_url": job.callback_url,
         "callback_status": job.callback_status,
         "metadata": job.metadata,
+        "archive_status": job.archive_status,
+        "outputs": job.outputs,
     }
 
 

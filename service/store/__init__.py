@@ -1,7 +1,7 @@
 """The store: the database behind the service, split by area. `Store.jobs` creates, reads
 and claims jobs; `Store.changes` applies the domain's changes to them; `Store.callbacks`
 keeps the callback outbox; `Store.clients` clients and keys; `Store.stats` what ops read;
-`Store.watching` what waiters on jobs need."""
+`Store.watching` what waiters on jobs need; `Store.archives` the output archive."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.store.archives import ArchiveStore
 from service.store.callbacks import CallbackStore
 from service.store.changes import ChangeStore
 from service.store.clients import ClientStore
@@ -27,6 +28,7 @@ class Store:
         self.callbacks = CallbackStore(db)
         self.clients = ClientStore(db)
         self.stats = StatsStore(db)
+        self.archives = ArchiveStore(db, self.watching.changed)
 
     @classmethod
     def connect(cls, database_url: str) -> Store:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from service import metrics
-from service.domain import intake
+from service.domain import archive, intake
 from service.domain.changes import Change, Note, Plan, plan
 from service.domain.jobs import Job
 from service.domain.states import JobStatus
@@ -35,6 +35,7 @@ class Statements(Protocol):
         owner: str | None,
         events: list[dict[str, Any]],
         webhooks: int = 0,
+        archive_until: datetime | None = None,
     ) -> tuple[Job | None, bool]: ...
 
     async def count_webhook(
@@ -85,6 +86,13 @@ class ChangeStore:
         self.db = db
         self.statements: Statements = statements_for(db)
         self._changed = changed
+        # Set when outputs are archived (OUTPUT_STORE): a success queues its archive.
+        self.archive: archive.ArchivePolicy | None = None
+
+    def _archive_until(self, p: Plan, now: datetime) -> datetime | None:
+        if self.archive is None or not archive.starts_archive(p):
+            return None
+        return archive.deadline(now, self.archive)
 
     async def apply_change(
         self, job: Job, change: Change, now: datetime, owner: str | None = None
@@ -96,7 +104,9 @@ class ChangeStore:
         notes = _notes(change.notes)
         if p is not None:
             events = [*notes, *_transitions(p, change.source)]
-            found, applied = await self.statements.apply(job.id, p, change, now, owner, events)
+            found, applied = await self.statements.apply(
+                job.id, p, change, now, owner, events, 0, self._archive_until(p, now)
+            )
             if applied:
                 _count(p, change.source)
                 self._changed(job.id)
@@ -135,7 +145,14 @@ class ChangeStore:
             p = plan(JobStatus.PROCESSING, change)
             assert p is not None
             job, applied = await self.statements.apply(
-                job_id, p, change, now, None, [*recorded, *_transitions(p, "webhook")], 1
+                job_id,
+                p,
+                change,
+                now,
+                None,
+                [*recorded, *_transitions(p, "webhook")],
+                1,
+                self._archive_until(p, now),
             )
             if applied:
                 _count(p, "webhook")
@@ -151,7 +168,9 @@ class ChangeStore:
             p = plan(job.status, change) if moves else None
             if p is not None and p.steps:  # e.g. a result that beat the submit reply
                 events = [*recorded, *_transitions(p, "webhook")]
-                job, applied = await self.statements.apply(job_id, p, change, now, None, events, 1)
+                job, applied = await self.statements.apply(
+                    job_id, p, change, now, None, events, 1, self._archive_until(p, now)
+                )
                 if applied:
                     _count(p, "webhook")
                     self._changed(job_id)

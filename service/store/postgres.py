@@ -47,9 +47,11 @@ class Statements:
         owner: str | None,
         events: list[dict[str, Any]],
         webhooks: int = 0,
+        archive_until: datetime | None = None,
     ) -> tuple[Job | None, bool]:
         """`apply_change`: (the job after the change, True), or (the job as it was, False)
-        when it had moved; (None, False) when it is gone."""
+        when it had moved; (None, False) when it is gone. `archive_until`: queue the
+        archive of its outputs (and hold its callback) until then."""
         f = change.fields
         outbox = p.terminal and bool(p.steps)
         async with self.db.driver() as driver:
@@ -82,6 +84,7 @@ class Statements:
                 callbacks.new_webhook_id() if outbox else None,
                 callbacks.EVENT_TYPES[p.final] if outbox else None,
                 q.WATCH_CHANNEL,
+                archive_until,
             )
             if record is None:  # it had moved (or is gone): as it is now
                 found = await driver.fetchrow(SQL["get_job"], job_id)

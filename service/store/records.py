@@ -134,6 +134,8 @@ def job_from_mapping(m: Any) -> Job:
         callback_status=m["callback_status"],
         metadata=m["metadata"] or {},
         refreshed_at=m["refreshed_at"],
+        archive_status=m["archive_status"],
+        outputs=m["outputs"],
     )
 
 

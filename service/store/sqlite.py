@@ -44,7 +44,7 @@ _DATES = (
     "revoked_at",
     "last_used_at",
 )
-_JSON = ("request", "output", "metadata")
+_JSON = ("request", "output", "metadata", "outputs")
 
 
 def stamp(value: datetime | None) -> str | None:
@@ -109,6 +109,7 @@ class Statements:
         owner: str | None,
         events: list[dict[str, Any]],
         webhooks: int = 0,
+        archive_until: datetime | None = None,
     ) -> tuple[Job | None, bool]:
         """As PostgreSQL's `apply_change`: (the job after, True) or (as it was, False)."""
         f = change.fields
@@ -135,6 +136,7 @@ class Statements:
             "attempts": 1 if change.count_attempt else 0,
             "reset_attempts": change.reset_attempts,
             "webhooks": webhooks,
+            "archive": archive_until is not None,
         }
 
         def tx(conn: Connection) -> tuple[Job | None, bool]:
@@ -163,7 +165,14 @@ class Statements:
                         "webhook_id": callbacks.new_webhook_id(),
                         "event_type": callbacks.EVENT_TYPES[p.final],
                         "now": at,
+                        # held until the archive is done (or its deadline)
+                        "due": stamp(archive_until) if archive_until else at,
                     },
+                )
+            if archive_until is not None:
+                db.execute(
+                    SQL["queue_archive"],
+                    {"job_id": job_id, "now": at, "deadline": stamp(archive_until)},
                 )
             return job, True
 

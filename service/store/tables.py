@@ -99,6 +99,10 @@ jobs = Table(
     Column("metadata", Json, nullable=False),
     # The last `POST /v1/jobs/{id}/refresh` that polled the provider (one per interval).
     Column("refreshed_at", UTCDateTime()),
+    # The output archive (OUTPUT_STORE): pending, done, failed; NULL when not archived. The
+    # stored outputs as clients see them (the record of each object is job_outputs).
+    Column("archive_status", String(20)),
+    Column("outputs", Json),
     UniqueConstraint("client_id", "idempotency_key"),
     # One partial index per claim query, matching its WHERE and ORDER BY, so a claim reads
     # only unfinished rows however much finished history the table holds.
@@ -227,4 +231,47 @@ job_watchers = Table(
     Column("watcher", String(100), primary_key=True),
     Column("expires_at", UTCDateTime(), nullable=False),
     Index("ix_job_watchers_watcher", "watcher"),
+)
+
+# The archive queue: one row per succeeded job whose outputs are to be stored, written in
+# the same transaction as the job's success and claimed with a lease like the other work.
+ARCHIVE_PENDING_SQL = "status = 'pending'"
+output_archives = Table(
+    "output_archives",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),  # pending, done, failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("deadline_at", UTCDateTime(), nullable=False),
+    Column("last_error", Text),
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(
+        "ix_output_archives_due",
+        "next_attempt_at",
+        "id",
+        postgresql_where=text(ARCHIVE_PENDING_SQL),
+        sqlite_where=text(ARCHIVE_PENDING_SQL),
+    ),
+)
+
+# Every output the archive stored (or gave up on): where, its checksum and its shape.
+job_outputs = Table(
+    "job_outputs",
+    metadata,
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("n", Integer, primary_key=True),
+    Column("provider_url", Text, nullable=False),
+    Column("object_key", Text),
+    Column("sha256", String(64)),
+    Column("bytes", BigInteger),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("content_type", String(100)),
+    Column("error", Text),
+    Column("stored_at", UTCDateTime(), nullable=False),
 )

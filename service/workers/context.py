@@ -18,6 +18,7 @@ from service.provider.client import ModelsLabClient
 from service.settings import Settings
 from service.store import Store
 from service.store.health import HEALTH, unavailable
+from service.store.objects import Objects
 from service.store.records import Applied
 
 
@@ -32,6 +33,7 @@ class WorkContext:
     provider: ModelsLabClient
     webhook_secret: str
     clock: Callable[[], datetime] = field(default=utcnow)
+    objects: Objects | None = None  # the output store (OUTPUT_STORE), when outputs are kept
 
     @property
     def policy(self) -> Policy:

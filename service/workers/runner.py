@@ -18,10 +18,12 @@ from service.domain.jobs import Job
 from service.domain.retention import prune_cutoff
 from service.domain.states import TERMINAL
 from service.domain.wakeups import Wake
+from service.store.archives import ArchiveTask
 from service.store.health import HEALTH, unavailable
 from service.store.listener import Listener
 from service.store.queries import WAKE_CHANNEL
 from service.store.records import Applied, Delivery
+from service.workers.archiver import archive_job
 from service.workers.budget import RateBudget
 from service.workers.context import WorkContext, new_owner
 from service.workers.notifier import deliver
@@ -30,7 +32,7 @@ from service.workers.submitter import submit_job
 
 log = logging.getLogger("service.workers")
 
-T = TypeVar("T", Job, Delivery)
+T = TypeVar("T", Job, Delivery, ArchiveTask)
 
 
 @dataclass
@@ -59,10 +61,12 @@ def _report(where: str) -> None:
         log.exception("%s failed unexpectedly", where)
 
 
-def _log_ids(item: Job | Delivery) -> tuple[str | None, int | None, str]:
+def _log_ids(item: Job | Delivery | ArchiveTask) -> tuple[str | None, int | None, str]:
     """(job public id, track id, a name for the log) of a claimed item."""
     if isinstance(item, Job):
         return item.public_id, item.id, item.public_id
+    if isinstance(item, ArchiveTask):
+        return None, item.job_id, f"archive of job {item.job_id}"
     return None, item.job_id, item.webhook_id
 
 
@@ -78,6 +82,10 @@ class Workers:
         self._wake_submitter = asyncio.Event()
         self._wake_notifier = asyncio.Event()
         self._wake_sweeper = asyncio.Event()
+        self._wake_archiver = asyncio.Event()
+        self.objects = ctx.objects
+        if self.objects is not None:  # a success queues its archive
+            ctx.store.changes.archive = ctx.settings.archive_policy()
         ctx.provider.on_circuit_change = self._circuit_changed
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -95,6 +103,8 @@ class Workers:
             self._wake_submitter.set()
         if cause in (None, Wake.CALLBACK_DUE):
             self._wake_notifier.set()
+        if cause in (None, Wake.ARCHIVE_DUE):
+            self._wake_archiver.set()
 
     def _heard(self, payload: str | None) -> None:
         """A NOTIFY from any replica: the cause it names (None, or unknown: everything)."""
@@ -128,6 +138,8 @@ class Workers:
             self.wake(Wake.SLOT_FREED)
             if job.callback_url:
                 self.wake(Wake.CALLBACK_DUE)
+            if job.archive_status is not None:
+                self.wake(Wake.ARCHIVE_DUE)
 
     async def start(self) -> None:
         s = self.ctx.settings
@@ -161,7 +173,18 @@ class Workers:
             budget=self.poll_budget,
             calls_provider=True,
         )
-        self._tasks = [
+        if self.objects is not None:
+            objects = self.objects
+            archiver: Loop[ArchiveTask] = Loop(
+                "archiver",
+                self._claim_archives,
+                lambda task: archive_job(self.ctx, objects, task, self.owner),
+                s.output_archive_concurrency,
+                s.submit_idle_seconds,
+                self._wake_archiver,
+            )
+            self._tasks.append(asyncio.create_task(self._run(archiver), name="archiver"))
+        self._tasks += [
             asyncio.create_task(self._run(submitter), name="submitter"),
             asyncio.create_task(self._retention(), name="retention"),
             asyncio.create_task(self._run(notifier), name="notifier"),
@@ -210,6 +233,11 @@ class Workers:
         now = self.ctx.clock()
         lease = now + timedelta(seconds=self.ctx.settings.callback_lease_seconds)
         return await self.ctx.store.callbacks.claim_deliveries(now, self.owner, lease, limit)
+
+    async def _claim_archives(self, limit: int) -> list[ArchiveTask]:
+        now = self.ctx.clock()
+        lease = now + timedelta(seconds=self.ctx.settings.lease_seconds)
+        return await self.ctx.store.archives.claim_archives(now, self.owner, lease, limit)
 
     async def _claim_submit(self, limit: int) -> list[Job]:
         now = self.ctx.clock()

@@ -108,6 +108,7 @@ def test_the_document_lists_the_public_routes_only(server: dict[str, Any]) -> No
         "/v1/jobs",
         "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/events",
+        "/v1/jobs/{job_id}/outputs/{n}",
         "/v1/jobs/{job_id}/cancel",
         "/v1/jobs/{job_id}/refresh",
         "/v1/jobs/{job_id}/callbacks/replay",
@@ -116,7 +117,7 @@ def test_the_document_lists_the_public_routes_only(server: dict[str, Any]) -> No
     tags = {op["tags"][0] for path in doc["paths"].values() for op in path.values()}
     assert tags == {"jobs", "stats"}
     ids = [op["operationId"] for path in doc["paths"].values() for op in path.values()]
-    assert len(ids) == len(set(ids)) == 8
+    assert len(ids) == len(set(ids)) == 9
     assert set(doc["webhooks"]) == {"job.succeeded", "job.failed", "job.timed_out", "job.canceled"}
 
 

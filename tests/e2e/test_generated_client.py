@@ -5,6 +5,7 @@ its events, a cancel, a 422. And the document itself is valid OpenAPI 3.1."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import subprocess
@@ -38,7 +39,18 @@ def generated(tmp_path: Path) -> Iterator[dict[str, ModuleType]]:
     document = tmp_path / "openapi.json"
     document.write_text(json.dumps(build_document()))
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"post_hooks": []}))  # no formatter needed to generate
+    config.write_text(
+        json.dumps(
+            {
+                "post_hooks": [],  # no formatter needed to generate
+                # the generator reads only application/octet-stream as bytes
+                "content_type_overrides": {
+                    kind: "application/octet-stream"
+                    for kind in ("image/png", "image/jpeg", "image/webp", "image/gif")
+                },
+            }
+        )
+    )
     out = tmp_path / "client"
     done = subprocess.run(
         [
@@ -69,6 +81,7 @@ def generated(tmp_path: Path) -> Iterator[dict[str, ModuleType]]:
                 "cancel_job",
                 "refresh_job",
                 "replay_callback",
+                "get_job_output",
             )
         ]
         names.append("api.stats.get_stats")
@@ -80,9 +93,9 @@ def generated(tmp_path: Path) -> Iterator[dict[str, ModuleType]]:
 
 
 async def test_a_generated_client_drives_a_job_from_create_to_succeeded(
-    service: Start, generated: dict[str, Any]
+    service: Start, generated: dict[str, Any], tmp_path: Path
 ) -> None:
-    svc = await service(sim_eta_seconds=0.5)
+    svc = await service(sim_eta_seconds=0.5, output_store=str(tmp_path / "outputs"))
     m = generated
     models = m["models"]
     token = svc.headers["Authorization"].removeprefix("Bearer ")
@@ -104,10 +117,23 @@ async def test_a_generated_client_drives_a_job_from_create_to_succeeded(
         assert done.output and done.completed_at is not None  # a datetime, parsed
         assert done.completed_at.tzinfo is not None
 
+        # the durable copy: wait for the archive (a change past this version), read it
+        kept = await m["api.jobs.get_job"].asyncio(
+            job.id, client=client, wait=30, since_version=done.version
+        )
+        assert isinstance(kept, models.Job) and kept.archive_status == models.ArchiveStatus.DONE
+        image = await m["api.jobs.get_job_output"].asyncio_detailed(job.id, 0, client=client)
+        assert image.status_code == 200
+        assert image.content == (await svc.client.get(done.output[0])).content
+        assert kept.outputs[0].sha256 == hashlib.sha256(image.content).hexdigest()
+
         events = await m["api.jobs.list_job_events"].asyncio(job.id, client=client)
         assert isinstance(events, models.EventList)
         kinds = [e.kind for e in events.items]
-        assert kinds[0] == "created" and events.items[-1].to_status == models.JobStatus.SUCCEEDED
+        assert kinds[0] == "created" and kinds[-1] == "archived"
+        assert [e.to_status for e in events.items if e.kind == "transition"][-1] == (
+            models.JobStatus.SUCCEEDED
+        )
 
         # a paginated list: one job a page, following next_cursor
         second = await m["api.jobs.create_job"].asyncio(client=client, body=request)

@@ -5,7 +5,8 @@
 -- Apply one planned change in one statement, when the job is still where the caller
 -- expects it ($2, and under the claim $3 when given): set the job's fields, bump its
 -- version, record the change's events in order, move the per-state counters, and queue
--- the callback (its body is built at the first delivery), and NOTIFY $27 when a process
+-- the callback (its body is built at the first delivery; held until $28 when the job's
+-- outputs are to be archived, which queues the archive), and NOTIFY $27 when a process
 -- waits on the job (job_watchers). Returns the changed job, or no row when the job had
 -- moved (the caller reads it in a statement of its own: this one's snapshot may predate
 -- the change it waited for).
@@ -31,7 +32,9 @@ WITH upd AS (
         attempts = CASE WHEN $20::boolean THEN 0 ELSE attempts + $19::integer END,
         webhooks = webhooks + $21::integer,
         callback_status = CASE WHEN $16::boolean AND callback_url IS NOT NULL THEN 'pending'
-                               ELSE callback_status END
+                               ELSE callback_status END,
+        archive_status = CASE WHEN $28::timestamptz IS NOT NULL THEN 'pending'
+                              ELSE archive_status END
     WHERE id = $1::bigint AND status = $2::varchar
       AND ($3::varchar IS NULL OR lease_owner = $3::varchar)
     RETURNING *
@@ -53,9 +56,16 @@ WITH upd AS (
     INSERT INTO callback_deliveries (job_id, client_id, webhook_id, event_type, url, status,
                                      next_attempt_at, created_at, updated_at)
     SELECT upd.id, upd.client_id, $25::varchar, $26::varchar, upd.callback_url, 'pending',
-           $6::timestamptz, $6::timestamptz, $6::timestamptz
+           COALESCE($28::timestamptz, $6::timestamptz), $6::timestamptz, $6::timestamptz
     FROM upd
     WHERE $26::varchar IS NOT NULL AND upd.callback_url IS NOT NULL
+), archive AS (
+    INSERT INTO output_archives (job_id, status, attempts, next_attempt_at, deadline_at,
+                                 created_at, updated_at)
+    SELECT upd.id, 'pending', 0, $6::timestamptz, $28::timestamptz, $6::timestamptz,
+           $6::timestamptz
+    FROM upd
+    WHERE $28::timestamptz IS NOT NULL
 )
 SELECT upd.*,
        CASE WHEN EXISTS (SELECT 1 FROM job_watchers w WHERE w.job_id = upd.id)

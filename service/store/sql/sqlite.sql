@@ -26,7 +26,8 @@ UPDATE jobs SET
     attempts = CASE WHEN :reset_attempts THEN 0 ELSE attempts + :attempts END,
     webhooks = webhooks + :webhooks,
     callback_status = CASE WHEN :terminal AND callback_url IS NOT NULL THEN 'pending'
-                           ELSE callback_status END
+                           ELSE callback_status END,
+    archive_status = CASE WHEN :archive THEN 'pending' ELSE archive_status END
 WHERE id = :id AND status = :expect AND (:owner IS NULL OR lease_owner = :owner)
 RETURNING *
 
@@ -40,11 +41,17 @@ ON CONFLICT (client_id, status, shard) DO UPDATE SET n = n + excluded.n
 
 -- name: insert_outbox
 -- The callback of a job that just finished, when it has a URL (its body is built at the
--- first delivery).
+-- first delivery), due at :due (later than now while its outputs are being archived).
 INSERT INTO callback_deliveries (job_id, client_id, webhook_id, event_type, url, status,
                                  next_attempt_at, created_at, updated_at)
-SELECT id, client_id, :webhook_id, :event_type, callback_url, 'pending', :now, :now, :now
+SELECT id, client_id, :webhook_id, :event_type, callback_url, 'pending', :due, :now, :now
 FROM jobs WHERE id = :job_id AND callback_url IS NOT NULL
+
+-- name: queue_archive
+-- A job that just succeeded: archive its outputs now, giving up at :deadline.
+INSERT INTO output_archives (job_id, status, attempts, next_attempt_at, deadline_at,
+                             created_at, updated_at)
+VALUES (:job_id, 'pending', 0, :now, :deadline, :now, :now)
 
 -- name: count_webhook
 -- Count a webhook that moves nothing, on the job as the caller found it.

@@ -1,0 +1,45 @@
+"""A job's archived outputs, served from the output store: the bytes (with their checksum as
+ETag, cacheable for good: an archived object never changes), or a redirect to a short-lived
+signed URL when the store is S3 and OUTPUT_PRESIGN_SECONDS asks for it."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from service.api.auth import JOBS_READ, OPS_READ
+from service.api.context import ctx_of
+from service.api.lookup import visible_job
+from service.api.params import ascii_int
+from service.api.problems import not_found
+
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+async def get_output(request: Request) -> Response:
+    _principal, job = await visible_job(request, JOBS_READ, OPS_READ)
+    ctx = ctx_of(request)
+    n = ascii_int(request.path_params["n"])
+    objects = ctx.work.objects
+    stored = await ctx.store.archives.output(job.id, n) if n is not None else None
+    if objects is None or stored is None or stored.object_key is None or stored.sha256 is None:
+        raise not_found()
+    etag = f'"{stored.sha256}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
+    if etag in (request.headers.get("if-none-match") or ""):
+        return Response(status_code=304, headers=headers)
+    presign = ctx.settings.output_presign_seconds
+    if presign > 0:
+        url = await objects.sign(stored.object_key, presign)
+        if url is not None:
+            return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    try:
+        size, chunks = await objects.stream(stored.object_key)
+    except FileNotFoundError:
+        raise not_found() from None
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(chunks, media_type=stored.content_type, headers=headers)
+
+
+routes = [Route("/v1/jobs/{job_id}/outputs/{n}", get_output, methods=["GET"])]

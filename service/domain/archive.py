@@ -1,0 +1,112 @@
+"""What archiving a succeeded job's outputs means: which changes start it, when a fetch that
+found nothing yet is tried again, when to give up, and how a stored output looks to clients.
+Pure code: `now` is passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from service.domain import scheduling
+from service.domain.changes import Plan
+from service.domain.states import JobStatus
+
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+
+@dataclass(frozen=True)
+class ArchivePolicy:
+    """From Settings: how long an output may take to appear, and the retry backoff."""
+
+    deadline_seconds: float = 23 * 3600.0
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 600.0
+
+
+def starts_archive(p: Plan) -> bool:
+    """A change that makes a job succeed queues its archive (in the same transaction)."""
+    return p.terminal and bool(p.steps) and p.final is JobStatus.SUCCEEDED
+
+
+def deadline(now: datetime, policy: ArchivePolicy) -> datetime:
+    return now + timedelta(seconds=policy.deadline_seconds)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One output kept: where (`object_key`) and what (checksum, size, image shape)."""
+
+    n: int
+    provider_url: str
+    object_key: str
+    sha256: str
+    bytes: int
+    width: int
+    height: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Unstored:
+    """One output given up on, and why (not an image, too large, refused, not there by the
+    deadline)."""
+
+    n: int
+    provider_url: str
+    reason: str
+
+
+Result = Stored | Unstored
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Nothing final yet (the URL answered 404, a timeout): try again at `at`."""
+
+    at: datetime
+    reason: str
+
+
+def after_miss(
+    now: datetime, attempts: int, deadline_at: datetime, reason: str, policy: ArchivePolicy
+) -> Retry | None:
+    """An output not there yet: when to look again (backoff from `attempts`, never past the
+    deadline), or None when the deadline has passed: give up."""
+    if now >= deadline_at:
+        return None
+    at = scheduling.retry_at(
+        now, attempts, policy.retry_base_seconds, policy.retry_max_seconds, not_after=deadline_at
+    )
+    return Retry(at, reason)
+
+
+def status_of(results: list[Result]) -> str:
+    """`done` when every output is stored, else `failed` (a job's status never changes)."""
+    return DONE if results and all(isinstance(r, Stored) for r in results) else FAILED
+
+
+def output_json(result: Result, url: str) -> dict[str, Any]:
+    """One entry of a job's `outputs`: our durable `url` (None when not stored) beside the
+    provider's, with the checksum and shape; `error` says why an output is not stored."""
+    if isinstance(result, Stored):
+        return {
+            "url": url,
+            "provider_url": result.provider_url,
+            "sha256": result.sha256,
+            "bytes": result.bytes,
+            "width": result.width,
+            "height": result.height,
+            "content_type": result.content_type,
+            "error": None,
+        }
+    return {
+        "url": None,
+        "provider_url": result.provider_url,
+        "sha256": None,
+        "bytes": None,
+        "width": None,
+        "height": None,
+        "content_type": None,
+        "error": result.reason,
+    }

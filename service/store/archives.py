@@ -1,0 +1,194 @@
+"""The output archive's queue and record: archives claimed with a lease, and each settled in
+one transaction (the stored objects' rows, the job's archive status and outputs, its event,
+and its held callback released)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from service.domain import archive
+from service.domain.wakeups import Wake
+from service.store import queries as q
+from service.store import queries_archive as qa
+from service.store.db import Database
+
+
+@dataclass(frozen=True)
+class ArchiveTask:
+    """One job's archive, as claimed."""
+
+    id: int
+    job_id: int
+    attempts: int
+    deadline_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    """One row of job_outputs."""
+
+    job_id: int
+    n: int
+    provider_url: str
+    object_key: str | None
+    sha256: str | None
+    bytes: int | None
+    width: int | None
+    height: int | None
+    content_type: str | None
+    error: str | None
+
+
+def _task(m: Any) -> ArchiveTask:
+    return ArchiveTask(m["id"], m["job_id"], m["attempts"], m["deadline_at"], m["created_at"])
+
+
+def _output(m: Any) -> StoredOutput:
+    return StoredOutput(
+        m["job_id"],
+        m["n"],
+        m["provider_url"],
+        m["object_key"],
+        m["sha256"],
+        m["bytes"],
+        m["width"],
+        m["height"],
+        m["content_type"],
+        m["error"],
+    )
+
+
+@dataclass(frozen=True)
+class Backlog:
+    pending: int
+    oldest_pending_at: datetime | None
+    stored: int
+    stored_bytes: int
+    failures: dict[str, int]
+
+
+class ArchiveStore:
+    def __init__(self, db: Database, changed: Callable[[int], None] = lambda _job_id: None) -> None:
+        """`changed(job_id)`: after a job's archive settled (waiters)."""
+        self.db = db
+        self._changed = changed
+
+    async def claim_archives(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[ArchiveTask]:
+        stmt = qa.claim_archives(now, owner, lease_until, limit)
+        return await self.db.run(lambda conn: [_task(r._mapping) for r in conn.execute(stmt).all()])
+
+    async def settle(
+        self,
+        task: ArchiveTask,
+        owner: str,
+        now: datetime,
+        results: Sequence[archive.Result],
+        urls: Sequence[str],
+    ) -> bool:
+        """Record every output's result (`urls[n]`: its durable URL), the job's archive
+        status and outputs, an `archived` event, and release the job's held callback: one
+        transaction, a compare-and-set on the claim. False: another archiver took it over."""
+        status = archive.status_of(list(results))
+        outputs = [archive.output_json(r, url) for r, url in zip(results, urls, strict=True)]
+        rows = [_row(task.job_id, r, now) for r in results]
+        failed = {str(r.n): r.reason for r in results if isinstance(r, archive.Unstored)}
+        detail = {
+            "status": status,
+            "stored": sum(1 for r in results if isinstance(r, archive.Stored)),
+            "failed": failed,
+            "attempts": task.attempts + 1,
+        }
+        error = ", ".join(sorted(set(failed.values()))) or None
+        postgresql = self.db.is_postgresql
+
+        def tx(conn: Connection) -> bool:
+            if conn.execute(qa.settle_archive(task.id, owner, status, error, now)).first() is None:
+                return False
+            if rows:
+                conn.execute(qa.insert_outputs(rows))
+            conn.execute(qa.set_job_archive(task.job_id, status, outputs, now))
+            conn.execute(q.insert_event(task.job_id, now, "archived", "archiver", detail))
+            conn.execute(qa.release_held_callback(task.job_id, now))
+            if postgresql:
+                conn.execute(q.notify_workers(Wake.CALLBACK_DUE))
+            return True
+
+        settled = await self.db.run(tx)
+        if settled:
+            self._changed(task.job_id)
+        return settled
+
+    async def retry(
+        self, task: ArchiveTask, owner: str, now: datetime, retry: archive.Retry
+    ) -> bool:
+        """Not yet: due again at `retry.at` (the job itself does not change)."""
+        stmt = qa.retry_archive(task.id, owner, retry.at, retry.reason, now)
+        return await self.db.run(lambda conn: conn.execute(stmt).first() is not None)
+
+    async def outputs_of(self, job_ids: Sequence[int]) -> list[StoredOutput]:
+        if not job_ids:
+            return []
+        async with self.db.read() as conn:
+            rows = (await conn.execute(qa.outputs_of(job_ids))).all()
+        return [_output(r._mapping) for r in rows]
+
+    async def output(self, job_id: int, n: int) -> StoredOutput | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(qa.output(job_id, n))).first()
+        return _output(row._mapping) if row is not None else None
+
+    async def stored_outputs(self, after: tuple[int, int] | None, limit: int) -> list[StoredOutput]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(qa.stored_outputs(after, limit))).all()
+        return [_output(r._mapping) for r in rows]
+
+    async def backlog(self) -> Backlog:
+        async with self.db.read() as conn:
+            pending, oldest = (await conn.execute(qa.archive_backlog())).one()
+            stored, stored_bytes = (await conn.execute(qa.archive_totals())).one()
+            failures = (await conn.execute(qa.archive_failures())).all()
+        return Backlog(
+            int(pending),
+            oldest,
+            int(stored),
+            int(stored_bytes),
+            {str(reason): int(n) for reason, n in failures},
+        )
+
+
+def _row(job_id: int, result: archive.Result, now: datetime) -> dict[str, Any]:
+    if isinstance(result, archive.Stored):
+        return {
+            "job_id": job_id,
+            "n": result.n,
+            "provider_url": result.provider_url,
+            "object_key": result.object_key,
+            "sha256": result.sha256,
+            "bytes": result.bytes,
+            "width": result.width,
+            "height": result.height,
+            "content_type": result.content_type,
+            "error": None,
+            "stored_at": now,
+        }
+    return {
+        "job_id": job_id,
+        "n": result.n,
+        "provider_url": result.provider_url,
+        "object_key": None,
+        "sha256": None,
+        "bytes": None,
+        "width": None,
+        "height": None,
+        "content_type": None,
+        "error": result.reason,
+        "stored_at": now,
+    }

@@ -1,0 +1,138 @@
+"""The output archive's statements, named (the rest are in `queries.py`): its queue's
+leased claim and compare-and-sets, the record of stored objects, and what retention and
+ops read of them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    Delete,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from service.store.queries import _leased_claim
+from service.store.tables import callback_deliveries, job_outputs, jobs, output_archives
+
+a = output_archives
+
+
+def claim_archives(now: datetime, owner: str, lease_until: datetime, limit: int) -> Update:
+    """The archiver's claim: the same leased claim as the jobs' (partial index on pending)."""
+    condition = a.c.status == bindparam("archive_status", "pending", literal_execute=True)
+    return _leased_claim(a, a.c.next_attempt_at, condition, now, owner, lease_until, limit)
+
+
+def settle_archive(
+    archive_id: int, owner: str, status: str, error: str | None, now: datetime
+) -> Update:
+    """Compare-and-set on the claim: pending → done or failed."""
+    return (
+        update(a)
+        .where(a.c.id == archive_id, a.c.lease_owner == owner, a.c.status == "pending")
+        .values(
+            status=status,
+            last_error=error,
+            attempts=a.c.attempts + 1,
+            next_attempt_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .returning(a.c.id)
+    )
+
+
+def retry_archive(archive_id: int, owner: str, at: datetime, error: str, now: datetime) -> Update:
+    """Compare-and-set on the claim: still pending, due again at `at`."""
+    return (
+        update(a)
+        .where(a.c.id == archive_id, a.c.lease_owner == owner, a.c.status == "pending")
+        .values(
+            attempts=a.c.attempts + 1,
+            next_attempt_at=at,
+            last_error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .returning(a.c.id)
+    )
+
+
+def insert_outputs(rows: Sequence[Mapping[str, Any]]) -> Insert:
+    return insert(job_outputs).values(list(rows))
+
+
+def set_job_archive(
+    job_id: int, status: str, outputs: list[dict[str, Any]], now: datetime
+) -> Update:
+    """The job as clients see it: its archive status and outputs (a new version)."""
+    return (
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(archive_status=status, outputs=outputs, updated_at=now, version=jobs.c.version + 1)
+    )
+
+
+def release_held_callback(job_id: int, now: datetime) -> Update:
+    """The job's callback, held while its outputs were archived, is due now."""
+    d = callback_deliveries
+    return (
+        update(d)
+        .where(d.c.job_id == job_id, d.c.status == "pending", d.c.attempts == 0)
+        .values(next_attempt_at=now, updated_at=now)
+    )
+
+
+def outputs_of(job_ids: Sequence[int]) -> Select[Any]:
+    return (
+        select(job_outputs)
+        .where(job_outputs.c.job_id.in_(list(job_ids)))
+        .order_by(job_outputs.c.job_id, job_outputs.c.n)
+    )
+
+
+def output(job_id: int, n: int) -> Select[Any]:
+    return select(job_outputs).where(job_outputs.c.job_id == job_id, job_outputs.c.n == n)
+
+
+def stored_outputs(after: tuple[int, int] | None, limit: int) -> Select[Any]:
+    """Every stored object, in key order, a page at a time (verify)."""
+    o = job_outputs
+    stmt = select(o).where(o.c.object_key.is_not(None))
+    if after is not None:
+        stmt = stmt.where((o.c.job_id > after[0]) | ((o.c.job_id == after[0]) & (o.c.n > after[1])))
+    return stmt.order_by(o.c.job_id, o.c.n).limit(limit)
+
+
+def forget_outputs(job_ids: Sequence[int]) -> Delete:
+    return delete(job_outputs).where(job_outputs.c.job_id.in_(list(job_ids)))
+
+
+def archive_backlog() -> Select[Any]:
+    """Pending archives: how many, and since when the oldest (partial index on pending)."""
+    pending = a.c.status == bindparam("backlog_status", "pending", literal_execute=True)
+    return cast("Select[Any]", select(func.count(), func.min(a.c.created_at)).where(pending))
+
+
+def archive_totals() -> Select[Any]:
+    """Stored objects and their bytes."""
+    o = job_outputs
+    return select(func.count(o.c.object_key), func.coalesce(func.sum(o.c.bytes), 0))
+
+
+def archive_failures() -> Select[Any]:
+    """Outputs given up on, by reason."""
+    o = job_outputs
+    return select(o.c.error, func.count()).where(o.c.error.is_not(None)).group_by(o.c.error)

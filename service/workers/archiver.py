@@ -1,0 +1,138 @@
+"""Archive one claimed job's outputs: download each through the address guard (bounded),
+check it is an image, store it under a per-job key, and record the result. An output not
+there yet is tried again with backoff until the archive's deadline; a failed archive never
+changes the job's status."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import warnings
+
+import httpx
+from PIL import Image
+
+from service import metrics
+from service.domain import archive
+from service.netguard import Unresolvable, UnsafeCallback, guarded_client
+from service.settings import SIMULATOR_MOUNT
+from service.store.archives import ArchiveTask
+from service.store.objects import Objects
+from service.workers.context import WorkContext
+
+log = logging.getLogger("service.archiver")
+
+CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+TIMEOUT_SECONDS = 30.0
+
+
+class NotYet(Exception):
+    """Nothing to store yet (404, a 5xx, a timeout): look again later."""
+
+
+class GiveUp(Exception):
+    """This output will never be stored: `args[0]` is the reason (a short code)."""
+
+
+def output_url(base_url: str, public_id: str, n: int) -> str:
+    return f"{base_url}/v1/jobs/{public_id}/outputs/{n}"
+
+
+async def archive_job(ctx: WorkContext, objects: Objects, task: ArchiveTask, owner: str) -> None:
+    job = await ctx.store.jobs.get_job_by_id(task.job_id)
+    if job is None:  # pruned meanwhile (its archive row went with it)
+        return
+    policy = ctx.settings.archive_policy()
+    results: list[archive.Result] = []
+    for n, url in enumerate(job.output):
+        try:
+            results.append(await _store_one(ctx, objects, job.public_id, n, url))
+        except GiveUp as exc:
+            results.append(archive.Unstored(n, url, str(exc.args[0])))
+        except NotYet as exc:
+            now = ctx.clock()
+            retry = archive.after_miss(now, task.attempts, task.deadline_at, str(exc), policy)
+            if retry is not None:
+                await ctx.store.archives.retry(task, owner, now, retry)
+                return
+            results.append(archive.Unstored(n, url, "not_found_by_deadline"))
+    urls = [output_url(ctx.settings.base_url, job.public_id, n) for n in range(len(results))]
+    settled = await ctx.store.archives.settle(task, owner, ctx.clock(), results, urls)
+    if not settled:
+        log.warning("archive of %s: the claim was taken over; not recorded", job.public_id)
+        return
+    for result in results:
+        if isinstance(result, archive.Stored):
+            metrics.ARCHIVED.labels("stored").inc()
+            metrics.ARCHIVED_BYTES.inc(result.bytes)
+        else:
+            metrics.ARCHIVED.labels(result.reason).inc()
+            log.warning("output %d of %s not archived: %s", result.n, job.public_id, result.reason)
+
+
+async def _store_one(
+    ctx: WorkContext, objects: Objects, public_id: str, n: int, url: str
+) -> archive.Stored:
+    data = await _download(ctx, url)
+    content_type, width, height = _inspect(data)
+    key = f"{public_id}/{n}.{content_type.removeprefix('image/')}"
+    await objects.put(key, data)
+    return archive.Stored(
+        n, url, key, hashlib.sha256(data).hexdigest(), len(data), width, height, content_type
+    )
+
+
+def _trusted(ctx: WorkContext, url: str) -> bool:
+    """The mounted simulator's own outputs (this service's address, often loopback)."""
+    if not ctx.settings.uses_simulator:
+        return False
+    return url.startswith(f"{ctx.settings.base_url}{SIMULATOR_MOUNT}/outputs/")
+
+
+async def _download(ctx: WorkContext, url: str) -> bytes:
+    limit = ctx.settings.output_max_bytes
+    if not url.startswith(("http://", "https://")):
+        raise GiveUp("refused")
+    try:
+        if _trusted(ctx, url):
+            http = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, trust_env=False)
+        else:
+            http = await guarded_client(url, ctx.settings.allow_private_callbacks, TIMEOUT_SECONDS)
+    except Unresolvable:
+        raise NotYet("unresolvable") from None
+    except UnsafeCallback:
+        raise GiveUp("refused") from None
+    try:
+        async with http, http.stream("GET", url) as response:
+            if response.status_code != 200:
+                if response.status_code in (404, 408, 425, 429) or response.status_code >= 500:
+                    raise NotYet(f"http_{response.status_code}")
+                raise GiveUp(f"http_{response.status_code}")
+            declared = response.headers.get("content-length", "")
+            if declared.isascii() and declared.isdigit() and int(declared) > limit:
+                raise GiveUp("too_large")
+            data = bytearray()
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise GiveUp("too_large")
+            return bytes(data)
+    except httpx.HTTPError as exc:
+        raise NotYet(f"connection: {type(exc).__name__}") from None
+
+
+def _inspect(data: bytes) -> tuple[str, int, int]:
+    """(content type, width, height) of an image Pillow reads whole; GiveUp otherwise."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt, (width, height) = image.format, image.size
+                image.verify()
+    except Exception:
+        raise GiveUp("not_an_image") from None
+    content_type = CONTENT_TYPES.get(fmt or "")
+    if content_type is None:
+        raise GiveUp("not_an_image")
+    return content_type, width, height

@@ -1,0 +1,79 @@
+"""Durable outputs through the whole service: a job finished by the built-in simulator over
+loopback has its output archived to the local store and served back byte-identical, to its
+own client only."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Running, Start
+
+pytestmark = pytest.mark.e2e
+
+BODY = {"image": "https://example.invalid/in.png", "prompt": "a pier", "width": 128, "height": 96}
+
+
+async def archived(running: Running, job_id: str) -> dict[str, Any]:
+    for _ in range(300):
+        job = await running.get(job_id)
+        if job["archive_status"] in ("done", "failed"):
+            return job
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"archive still {job['archive_status']} ({job['status']})")
+
+
+async def test_a_simulated_output_is_archived_and_served_byte_identical(
+    service: Start, tmp_path: Path
+) -> None:
+    running = await service(sim_eta_seconds=0.2, output_store=str(tmp_path / "outputs"))
+    created = await running.create(BODY)
+    assert created["archive_status"] is None and created["outputs"] is None
+    job = await archived(running, created["id"])
+    assert job["status"] == "succeeded" and job["archive_status"] == "done", job
+    [entry] = job["outputs"]
+    assert entry["provider_url"] == job["output"][0]
+    base = str(running.client.base_url)
+    assert entry["url"] == f"{base}/v1/jobs/{job['id']}/outputs/0"
+
+    original = await running.client.get(entry["provider_url"])
+    ours = await running.client.get(entry["url"], headers=running.headers)
+    assert ours.status_code == 200
+    assert ours.content == original.content
+    assert hashlib.sha256(ours.content).hexdigest() == entry["sha256"]
+    assert ours.headers["etag"] == f'"{entry["sha256"]}"'
+    assert ours.headers["content-type"] == "image/png" == entry["content_type"]
+    assert int(ours.headers["content-length"]) == entry["bytes"] == len(ours.content)
+    assert (entry["width"], entry["height"]) == (128, 96)
+    again = await running.client.get(
+        entry["url"], headers={**running.headers, "If-None-Match": ours.headers["etag"]}
+    )
+    assert again.status_code == 304 and again.content == b""
+
+    # another client's key, a missing index, no key at all
+    raw, _ = await running.store.clients.create_key("team-b", ["jobs:read"], job_now())
+    other = await running.client.get(entry["url"], headers={"Authorization": f"Bearer {raw}"})
+    assert other.status_code == 404
+    assert other.headers["content-type"] == "application/problem+json"
+    missing = await running.client.get(f"/v1/jobs/{job['id']}/outputs/1", headers=running.headers)
+    assert missing.status_code == 404
+    assert (await running.client.get(entry["url"])).status_code == 401
+
+
+async def test_without_an_output_store_nothing_is_archived(service: Start) -> None:
+    running = await service(sim_eta_seconds=0.05)
+    job = (await running.wait_all([(await running.create(BODY))["id"]]))[0]
+    assert job["status"] == "succeeded"
+    assert job["archive_status"] is None and job["outputs"] is None
+    r = await running.client.get(f"/v1/jobs/{job['id']}/outputs/0", headers=running.headers)
+    assert r.status_code == 404
+
+
+def job_now() -> Any:
+    from tests.conftest import now
+
+    return now()

@@ -1,0 +1,223 @@
+"""The output archive against real parts: a scripted image server on loopback, the local
+output store on disk, the archiver in real workers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service.domain.jobs import Job
+from service.domain.states import JobStatus
+from service.provider.client import ModelsLabClient
+from service.store import Store
+from service.store.objects import Objects
+from service.workers.context import WorkContext
+from service.workers.runner import Workers
+from tests.conftest import make_settings, now
+from tests.factories import processing_job, to
+from tests.live import LiveServer
+
+
+def png(width: int = 48, height: int = 32) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
+@dataclass
+class Images:
+    """The provider's CDN: serves each path from a script (status codes, then the bytes)."""
+
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    scripts: dict[str, list[int]] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)
+
+    async def endpoint(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.hits[name] = self.hits.get(name, 0) + 1
+        script = self.scripts.get(name, [])
+        if script:
+            return Response(status_code=script.pop(0))
+        body = self.bodies.get(name)
+        if body is None:
+            return Response(status_code=404)
+        kind = "text/html" if body.startswith(b"<") else "image/png"
+        return Response(body, media_type=kind)
+
+
+@dataclass
+class Rig:
+    store: Store
+    images: Images
+    base: str
+    workers: Workers
+    objects: Objects
+    root: Path
+    client_id: int
+
+
+async def _rig(
+    store: Store, db_url: str, live: LiveServer, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[Rig]:
+    images = Images()
+    await live.start(Starlette(routes=[Route("/img/{name}", images.endpoint)]))
+    raw, _ = await store.clients.create_key("team-a", ["jobs:write", "jobs:read"], now())
+    principal = await store.clients.authenticate(raw, now())
+    assert principal is not None
+    root = tmp_path / "outputs"
+    settings = make_settings(
+        db_url,
+        **{
+            "allow_private_callbacks": True,
+            "output_store": str(root),
+            "output_archive_retry_base_seconds": 0.05,
+            "output_max_bytes": 64 * 1024,
+            "submit_idle_seconds": 0.05,
+            "sweep_interval_seconds": 60,
+            "public_base_url": "http://outputs.example.invalid",
+            **overrides,
+        },
+    )
+    objects = Objects.from_setting(settings.output_store)
+    assert objects is not None
+    provider = ModelsLabClient("http://127.0.0.1:9/api/v6", "k")
+    workers = Workers(WorkContext(settings, store, provider, "s", objects=objects))
+    await workers.start()
+    yield Rig(store, images, f"{live.url}/img", workers, objects, root, principal.client_id)
+    await workers.stop(timeout=2)
+    await provider.aclose()
+
+
+@pytest.fixture
+async def rig(store: Store, db_url: str, live: LiveServer, tmp_path: Path) -> AsyncIterator[Rig]:
+    async for r in _rig(store, db_url, live, tmp_path):
+        yield r
+
+
+async def succeed(rig: Rig, *names: str, callback_url: str | None = None) -> Job:
+    job = await processing_job(rig.store, rig.client_id, now(), callback_url=callback_url)
+    output = tuple(f"{rig.base}/{name}" for name in names)
+    applied = await rig.store.changes.apply_change(
+        job, to(JobStatus.SUCCEEDED, output=output), now()
+    )
+    assert applied.changed and applied.job is not None
+    assert applied.job.archive_status == "pending"
+    rig.workers.finished(applied)
+    return applied.job
+
+
+async def archived(rig: Rig, job_id: int, seconds: float = 5) -> Job:
+    for _ in range(int(seconds / 0.02)):
+        job = await rig.store.jobs.get_job_by_id(job_id)
+        assert job is not None
+        if job.archive_status in ("done", "failed"):
+            return job
+        await asyncio.sleep(0.02)
+    raise AssertionError("the archive did not settle")
+
+
+async def test_an_output_is_stored_byte_identical_with_its_checksum_and_shape(rig: Rig) -> None:
+    body = png(48, 32)
+    rig.images.bodies["a.png"] = body
+    job = await archived(rig, (await succeed(rig, "a.png")).id)
+    assert job.status is JobStatus.SUCCEEDED and job.archive_status == "done"
+    assert job.outputs == [
+        {
+            "url": f"http://outputs.example.invalid/v1/jobs/{job.public_id}/outputs/0",
+            "provider_url": f"{rig.base}/a.png",
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "bytes": len(body),
+            "width": 48,
+            "height": 32,
+            "content_type": "image/png",
+            "error": None,
+        }
+    ]
+    [stored] = await rig.store.archives.outputs_of([job.id])
+    assert stored.object_key == f"{job.public_id}/0.png"
+    assert (rig.root / stored.object_key).read_bytes() == body
+    assert await rig.objects.read(stored.object_key) == body
+    kinds = [e.kind for e in await rig.store.jobs.list_events(job.id)]
+    assert kinds.count("archived") == 1
+
+
+async def test_a_url_that_is_not_there_yet_is_tried_again_until_it_is(rig: Rig) -> None:
+    rig.images.bodies["late.png"] = png()
+    rig.images.scripts["late.png"] = [404, 404, 404]
+    job = await archived(rig, (await succeed(rig, "late.png")).id)
+    assert job.archive_status == "done"
+    assert rig.images.hits["late.png"] == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"<html><body>not found</body></html>", "not_an_image"),
+        (png(400, 400) + b"\0" * 70_000, "too_large"),
+    ],
+)
+async def test_what_is_not_an_image_or_too_large_fails_the_archive_not_the_job(
+    rig: Rig, body: bytes, reason: str
+) -> None:
+    rig.images.bodies["bad"] = body
+    job = await archived(rig, (await succeed(rig, "bad")).id)
+    assert job.status is JobStatus.SUCCEEDED and job.archive_status == "failed"
+    assert job.outputs is not None and job.outputs[0]["error"] == reason
+    assert job.outputs[0]["url"] is None
+    assert not list(rig.root.rglob("*.*"))
+    backlog = await rig.store.archives.backlog()
+    assert backlog.failures == {reason: 1} and backlog.pending == 0
+
+
+async def test_the_deadline_ends_the_retries(
+    store: Store, db_url: str, live: LiveServer, tmp_path: Path
+) -> None:
+    async for rig in _rig(store, db_url, live, tmp_path, output_archive_deadline_hours=0.0001):
+        job = await archived(rig, (await succeed(rig, "never.png")).id)  # 404 for good
+        assert job.archive_status == "failed"
+        assert job.outputs is not None and job.outputs[0]["error"] == "not_found_by_deadline"
+        assert rig.images.hits["never.png"] >= 2
+
+
+async def test_a_private_address_is_refused_unless_allowed(
+    store: Store, db_url: str, live: LiveServer, tmp_path: Path
+) -> None:
+    async for rig in _rig(store, db_url, live, tmp_path, allow_private_callbacks=False):
+        rig.images.bodies["a.png"] = png()
+        job = await archived(rig, (await succeed(rig, "a.png")).id)
+        assert job.archive_status == "failed"
+        assert job.outputs is not None and job.outputs[0]["error"] == "refused"
+        assert rig.images.hits == {}  # never fetched
+
+
+async def test_the_callback_waits_for_the_archive_and_carries_the_durable_links(
+    rig: Rig,
+) -> None:
+    rig.images.bodies["a.png"] = png()
+    rig.images.scripts["a.png"] = [404, 404]
+    job = await succeed(rig, "a.png", callback_url="http://127.0.0.1:9/hook")
+    delivery = await rig.store.callbacks.delivery_of_job(job.id)
+    assert delivery is not None and delivery.next_attempt_at is not None
+    assert delivery.next_attempt_at > now()  # held while the outputs are archived
+    await archived(rig, job.id)
+    for _ in range(250):
+        delivery = await rig.store.callbacks.delivery_of_job(job.id)
+        assert delivery is not None
+        if delivery.body is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert delivery.body is not None
+    assert f"/v1/jobs/{job.public_id}/outputs/0" in delivery.body
+    assert '"archive_status":"done"' in delivery.body.replace(" ", "")
