@@ -20,6 +20,8 @@ from service.provider.simulator import Simulator
 from service.settings import Settings, load_settings
 from service.store import Store
 from service.store.migrate import MigrationsNotFound, current_revision, head_revision, upgrade
+from service.store.objects import Objects
+from service.workers import retention
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -191,6 +193,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _objects(settings: Settings) -> Objects | None:
+    if not settings.archives_outputs:
+        return None
+    return Objects.from_setting(settings.output_store, settings.output_store_endpoint)
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
@@ -202,7 +210,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     async def run() -> int | None:
         store = Store.connect(settings.database_url)
         try:
-            return await store.jobs.prune(prune_cutoff(utcnow(), age), batch_size=args.batch_size)
+            return await retention.prune(
+                store, _objects(settings), prune_cutoff(utcnow(), age), args.batch_size
+            )
         finally:
             await store.close()
 
@@ -237,6 +247,48 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return human.submit(api_url, args.key, body, args.wait, args.timeout)
 
 
+def cmd_outputs(args: argparse.Namespace) -> int:
+    """`outputs verify`: read every stored object again and compare its SHA-256."""
+    import hashlib
+
+    settings = _settings(args)
+    objects = _objects(settings)
+    if objects is None:
+        print("outpaint-jobs: OUTPUT_STORE is none: nothing is stored", file=sys.stderr)
+        return 2
+
+    async def run() -> tuple[int, list[str]]:
+        store = Store.connect(settings.database_url)
+        checked, problems = 0, []
+        after: tuple[int, int] | None = None
+        try:
+            while page := await store.archives.stored_outputs(after, 500):
+                for output in page:
+                    assert output.object_key is not None
+                    checked += 1
+                    try:
+                        data = await objects.read(output.object_key)
+                    except FileNotFoundError:
+                        problems.append(f"missing  {output.object_key}")
+                        continue
+                    digest = hashlib.sha256(data).hexdigest()
+                    if digest != output.sha256 or len(data) != output.bytes:
+                        problems.append(
+                            f"mismatch {output.object_key}: sha256 {digest}, {len(data)} bytes; "
+                            f"recorded {output.sha256}, {output.bytes} bytes"
+                        )
+                after = (page[-1].job_id, page[-1].n)
+        finally:
+            await store.close()
+        return checked, problems
+
+    checked, problems = asyncio.run(run())
+    for line in problems:
+        print(line)
+    print(f"checked {checked} stored outputs: {len(problems)} missing or mismatched")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpaint-jobs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--older-than", required=True, help="an age: 30d, 12h, 2w")
     prune.add_argument("--batch-size", type=int, default=1000)
     prune.set_defaults(func=cmd_prune)
+
+    outputs = sub.add_parser("outputs", help="the output store")
+    outputs_sub = outputs.add_subparsers(dest="outputs_command", required=True)
+    outputs_sub.add_parser("verify", help="re-read every stored output, report mismatches")
+    outputs.set_defaults(func=cmd_outputs)
 
     jobs = sub.add_parser("jobs", help="look at jobs (reads DATABASE_URL)")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)

@@ -24,6 +24,8 @@ from tests import loopback_guard
 from tests.factories import empty_every_table
 from tests.live import LiveServer
 
+pytest_plugins = ("tests.s3",)  # the loopback S3 server's fixtures
+
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 

@@ -150,6 +150,23 @@ class ArchiveStore:
             rows = (await conn.execute(qa.stored_outputs(after, limit))).all()
         return [_output(r._mapping) for r in rows]
 
+    async def stored_of_finished(
+        self, completed_before: datetime, limit: int
+    ) -> list[StoredOutput]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(qa.stored_of_finished(completed_before, limit))).all()
+        return [_output(r._mapping) for r in rows]
+
+    async def forget_stored(self, outputs: Sequence[StoredOutput]) -> None:
+        """These objects are deleted from the store: their rows say so (one transaction)."""
+
+        def tx(conn: Connection) -> None:
+            for o in outputs:
+                conn.execute(qa.forget_stored(o.job_id, o.n))
+
+        if outputs:
+            await self.db.run(tx)
+
     async def backlog(self) -> Backlog:
         async with self.db.read() as conn:
             pending, oldest = (await conn.execute(qa.archive_backlog())).one()

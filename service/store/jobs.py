@@ -152,14 +152,18 @@ class JobStore:
     # --- retention ------------------------------------------------------------------------
 
     async def prune(
-        self, completed_before: datetime, batch_size: int = 1000, max_batches: int | None = None
+        self,
+        completed_before: datetime,
+        batch_size: int = 1000,
+        max_batches: int | None = None,
+        keep_stored: bool = False,
     ) -> int | None:
         """Delete finished jobs completed before the cutoff, in batches of one short
-        transaction each. Returns how many, or None when another replica holds the prune
-        lock (PostgreSQL)."""
+        transaction each (`keep_stored`: not those whose outputs are still stored). Returns
+        how many, or None when another replica holds the prune lock (PostgreSQL)."""
 
         def batch(conn: Connection) -> int:
-            gone = conn.execute(q.prune_batch(completed_before, batch_size)).all()
+            gone = conn.execute(q.prune_batch(completed_before, batch_size, keep_stored)).all()
             for (client_id, status), k in Counter((r[0], r[1]) for r in gone).items():
                 conn.execute(q.bump_status_counts(conn.dialect.name, client_id, 0, {status: -k}))
             return len(gone)

@@ -40,14 +40,13 @@ class Objects:
                     config[key] = os.environ[env]
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
             endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL")
-            store = S3Store(
-                bucket,
-                prefix=prefix.strip("/") or None,
-                endpoint=endpoint,
-                region=region or "us-east-1",
-                client_options={"allow_http": bool(endpoint and endpoint.startswith("http:"))},
-                **config,
-            )
+            config["region"] = region or "us-east-1"
+            if endpoint:
+                config["endpoint"] = endpoint
+            options = {"allow_http": bool(endpoint and endpoint.startswith("http:"))}
+            if prefix.strip("/"):
+                config["prefix"] = prefix.strip("/")
+            store = S3Store(bucket, client_options=options, **config)
             return cls(store, signs=True)
         path = Path(spec).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,7 @@ from service.store.tables import (
     callback_deliveries,
     clients,
     job_events,
+    job_outputs,
     jobs,
     rate_windows,
     service_state,
@@ -347,9 +348,12 @@ def unlock_prune() -> TextClause:
     return text("SELECT pg_advisory_unlock(:key)").bindparams(key=PRUNE_LOCK)
 
 
-def prune_batch(completed_before: datetime, batch_size: int) -> ReturningDelete[Any, Any]:
+def prune_batch(
+    completed_before: datetime, batch_size: int, keep_stored: bool = False
+) -> ReturningDelete[Any, Any]:
     """Delete up to `batch_size` finished jobs completed before the cutoff, oldest first;
-    their events go with them (ON DELETE CASCADE)."""
+    their events go with them (ON DELETE CASCADE). `keep_stored`: not a job whose outputs
+    are still in the output store (their objects go first, so no object outlives its row)."""
     oldest = (
         select(jobs.c.id)
         .where(
@@ -361,6 +365,10 @@ def prune_batch(completed_before: datetime, batch_size: int) -> ReturningDelete[
         .order_by(jobs.c.completed_at)
         .limit(batch_size)
     )
+    if keep_stored:
+        o = job_outputs
+        stored = select(o.c.job_id).where(o.c.job_id == jobs.c.id, o.c.object_key.is_not(None))
+        oldest = oldest.where(~stored.exists())
     return (
         delete(jobs)
         .where(jobs.c.id.in_(oldest.scalar_subquery()))

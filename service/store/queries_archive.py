@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 
-from service.store.queries import _leased_claim
+from service.store.queries import FINISHED, _leased_claim
 from service.store.tables import callback_deliveries, job_outputs, jobs, output_archives
 
 a = output_archives
@@ -136,3 +136,26 @@ def archive_failures() -> Select[Any]:
     """Outputs given up on, by reason."""
     o = job_outputs
     return select(o.c.error, func.count()).where(o.c.error.is_not(None)).group_by(o.c.error)
+
+
+def stored_of_finished(completed_before: datetime, limit: int) -> Select[Any]:
+    """Stored outputs of jobs retention is about to delete (finished before the cutoff)."""
+    o = job_outputs
+    finished = jobs.c.status.in_(
+        [bindparam(f"forget_{s}", s, literal_execute=True) for s in FINISHED]
+    )
+    return (
+        select(o)
+        .join(jobs, jobs.c.id == o.c.job_id)
+        .where(finished, jobs.c.completed_at < completed_before, o.c.object_key.is_not(None))
+        .order_by(jobs.c.completed_at, o.c.job_id, o.c.n)
+        .limit(limit)
+    )
+
+
+def forget_stored(job_id: int, n: int) -> Update:
+    """The object is deleted: its row no longer points at it."""
+    o = job_outputs
+    return (
+        update(o).where(o.c.job_id == job_id, o.c.n == n).values(object_key=None, error="deleted")
+    )

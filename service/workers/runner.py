@@ -23,6 +23,7 @@ from service.store.health import HEALTH, unavailable
 from service.store.listener import Listener
 from service.store.queries import WAKE_CHANNEL
 from service.store.records import Applied, Delivery
+from service.workers import retention
 from service.workers.archiver import archive_job
 from service.workers.budget import RateBudget
 from service.workers.context import WorkContext, new_owner
@@ -221,7 +222,8 @@ class Workers:
         age = timedelta(days=s.retention_days)
         while not self._stopping.is_set():
             try:
-                deleted = await self.ctx.store.jobs.prune(prune_cutoff(self.ctx.clock(), age))
+                cutoff = prune_cutoff(self.ctx.clock(), age)
+                deleted = await retention.prune(self.ctx.store, self.objects, cutoff)
                 if deleted:
                     log.info("retention: deleted %d finished jobs", deleted)
             except Exception:

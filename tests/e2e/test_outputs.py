@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Running, Start
+from tests.s3 import S3
 
 pytestmark = pytest.mark.e2e
 
@@ -77,3 +78,24 @@ def job_now() -> Any:
     from tests.conftest import now
 
     return now()
+
+
+async def test_with_s3_and_presigning_a_read_redirects_to_a_signed_url(
+    service: Start, s3: S3
+) -> None:
+    running = await service(
+        sim_eta_seconds=0.1,
+        output_store=s3.store,
+        output_store_endpoint=s3.endpoint,
+        output_presign_seconds=60,
+    )
+    job = await archived(running, (await running.create(BODY))["id"])
+    assert job["archive_status"] == "done", job
+    url = job["outputs"][0]["url"]
+    redirect = await running.client.get(url, headers=running.headers)
+    assert redirect.status_code == 307
+    location = redirect.headers["location"]
+    assert location.startswith(f"{s3.endpoint}/{s3.bucket}/outputs/{job['id']}/0.png?")
+    signed = await running.client.get(location)
+    original = await running.client.get(job["output"][0])
+    assert signed.status_code == 200 and signed.content == original.content

@@ -8,6 +8,7 @@ import hashlib
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from service.workers.runner import Workers
 from tests.conftest import make_settings, now
 from tests.factories import processing_job, to
 from tests.live import LiveServer
+from tests.s3 import S3
 
 
 def png(width: int = 48, height: int = 32) -> bytes:
@@ -90,7 +92,7 @@ async def _rig(
             **overrides,
         },
     )
-    objects = Objects.from_setting(settings.output_store)
+    objects = Objects.from_setting(settings.output_store, settings.output_store_endpoint)
     assert objects is not None
     provider = ModelsLabClient("http://127.0.0.1:9/api/v6", "k")
     workers = Workers(WorkContext(settings, store, provider, "s", objects=objects))
@@ -221,3 +223,85 @@ async def test_the_callback_waits_for_the_archive_and_carries_the_durable_links(
     assert delivery.body is not None
     assert f"/v1/jobs/{job.public_id}/outputs/0" in delivery.body
     assert '"archive_status":"done"' in delivery.body.replace(" ", "")
+
+
+async def test_retention_deletes_stored_objects_before_their_jobs(rig: Rig) -> None:
+    from service.workers import retention
+
+    rig.images.bodies["a.png"] = png()
+    job = await archived(rig, (await succeed(rig, "a.png")).id)
+    [stored] = await rig.store.archives.outputs_of([job.id])
+    assert stored.object_key is not None and (rig.root / stored.object_key).exists()
+
+    class Failing:
+        """An output store whose deletes fail (a bucket policy, an outage)."""
+
+        async def delete(self, key: str) -> None:
+            raise OSError("denied")
+
+    later = now() + timedelta(days=1)
+    kept = await retention.prune(rig.store, Failing(), later)  # type: ignore[arg-type]
+    assert kept == 0  # the object could not go: neither does its job
+    assert await rig.store.jobs.get_job_by_id(job.id) is not None
+    assert (rig.root / stored.object_key).exists()
+
+    assert await retention.prune(rig.store, rig.objects, later) == 1
+    assert await rig.store.jobs.get_job_by_id(job.id) is None
+    assert not (rig.root / stored.object_key).exists()
+    assert await rig.store.archives.outputs_of([job.id]) == []
+
+
+async def test_outputs_verify_reports_a_changed_object(rig: Rig, db_url: str) -> None:
+    """`outpaint-jobs outputs verify` as a process: clean, then one object altered on disk."""
+    import subprocess
+    import sys
+
+    from tests.processes import clean_env
+
+    rig.images.bodies["a.png"] = png()
+    rig.images.bodies["b.png"] = png(64, 64)
+    job = await archived(rig, (await succeed(rig, "a.png", "b.png")).id)
+    assert job.archive_status == "done"
+    env = {**clean_env(), "DATABASE_URL": db_url, "OUTPUT_STORE": str(rig.root)}
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "service", "outputs", "verify"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    clean = await asyncio.to_thread(verify)
+    assert clean.returncode == 0, clean.stderr
+    assert "checked 2 stored outputs: 0 missing or mismatched" in clean.stdout
+    (rig.root / f"{job.public_id}/1.png").write_bytes(b"tampered")
+    found = await asyncio.to_thread(verify)
+    assert found.returncode == 1
+    assert f"mismatch {job.public_id}/1.png" in found.stdout
+    assert "checked 2 stored outputs: 1 missing or mismatched" in found.stdout
+
+
+async def test_the_s3_store_keeps_serves_signs_and_deletes(
+    store: Store, db_url: str, live: LiveServer, tmp_path: Path, s3: S3
+) -> None:
+    """The same archive against a real S3-compatible server on loopback."""
+    import httpx
+
+    from service.workers import retention
+
+    overrides = {"output_store": s3.store, "output_store_endpoint": s3.endpoint}
+    async for rig in _rig(store, db_url, live, tmp_path, **overrides):
+        body = png(40, 30)
+        rig.images.bodies["a.png"] = body
+        job = await archived(rig, (await succeed(rig, "a.png")).id)
+        assert job.archive_status == "done", job.outputs
+        key = f"{job.public_id}/0.png"
+        assert s3.objects() == [f"outputs/{key}"]
+        assert await rig.objects.read(key) == body
+        signed = await rig.objects.sign(key, 60)
+        assert signed is not None and signed.startswith(s3.endpoint)
+        assert httpx.get(signed, timeout=5).content == body
+        assert await retention.prune(rig.store, rig.objects, now() + timedelta(days=1)) == 1
+        assert s3.objects() == []
