@@ -8,10 +8,13 @@ import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import obstore
 from obstore.store import LocalStore, S3Store
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig
 
 
 class Objects:
@@ -43,7 +46,7 @@ class Objects:
             config["region"] = region or "us-east-1"
             if endpoint:
                 config["endpoint"] = endpoint
-            options = {"allow_http": bool(endpoint and endpoint.startswith("http:"))}
+            options: ClientConfig = {"allow_http": bool(endpoint and endpoint.startswith("http:"))}
             if prefix.strip("/"):
                 config["prefix"] = prefix.strip("/")
             store = S3Store(bucket, client_options=options, **config)
