@@ -15,10 +15,13 @@ from service.store import Store
 from service.store.records import Created
 from service.store.tables import (
     api_keys,
+    archive_counts,
     callback_deliveries,
     clients,
     job_events,
+    job_outputs,
     jobs,
+    output_archives,
     rate_windows,
     service_state,
     status_counts,
@@ -92,6 +95,9 @@ async def empty_every_table(store: Store) -> None:
         for table in (
             callback_deliveries,
             job_events,
+            job_outputs,
+            output_archives,
+            archive_counts,
             jobs,
             rate_windows,
             status_counts,

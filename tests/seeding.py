@@ -54,3 +54,23 @@ async def seed_delivered_callbacks(conn: AsyncConnection) -> None:
             " 'delivered', 1, 0, completed_at, completed_at FROM jobs WHERE status = 'succeeded'"
         )
     )
+
+
+async def seed_done_archives(conn: AsyncConnection) -> None:
+    """A settled archive and one stored output for every succeeded job: the archive's
+    history."""
+    await conn.execute(
+        text(
+            "INSERT INTO output_archives (job_id, status, attempts, deadline_at, created_at,"
+            " updated_at) SELECT id, 'done', 1, completed_at, completed_at, completed_at"
+            " FROM jobs WHERE status = 'succeeded'"
+        )
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO job_outputs (job_id, n, provider_url, object_key, sha256, bytes,"
+            " width, height, content_type, stored_at) SELECT id, 0, 'https://x.example.invalid/o',"
+            " public_id || '/0.png', 'x', 100, 64, 64, 'image/png', completed_at"
+            " FROM jobs WHERE status = 'succeeded'"
+        )
+    )

@@ -1,6 +1,8 @@
 """The output archive: a job's archive status and its stored outputs (jobs.archive_status,
 jobs.outputs), the archive queue (output_archives: one row per succeeded job, claimed with a
-lease), and the record of every stored object (job_outputs).
+lease), the record of every stored object (job_outputs), and the archive's counters
+(archive_counts: stored objects, their bytes, failures by reason; kept by every settle and
+deletion, so ops never scan job_outputs).
 
 Revision ID: 0012
 Revises: 0011
@@ -66,9 +68,15 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "archive_counts",
+        sa.Column("name", sa.String(120), primary_key=True),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("archive_counts")
     op.drop_table("job_outputs")
     op.drop_index("ix_output_archives_due", table_name="output_archives")
     op.drop_table("output_archives")

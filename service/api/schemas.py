@@ -136,6 +136,17 @@ class ProviderHealth(BaseModel):
     since: datetime | None
 
 
+class ArchiveStats(BaseModel):
+    """The output archive across the deployment (not narrowed by `client`)."""
+
+    enabled: bool = Field(description="An OUTPUT_STORE is configured")
+    pending: int = Field(description="Succeeded jobs whose outputs wait to be archived")
+    oldest_pending_seconds: float | None
+    stored_outputs: int
+    stored_bytes: int
+    failures: dict[str, int] = Field(description="Outputs given up on, by reason")
+
+
 class Stats(BaseModel):
     counts: dict[str, int] = Field(description="Jobs by state")
     overdue: int = Field(description="Processing jobs past eta + ETA_GRACE_SECONDS")
@@ -147,6 +158,7 @@ class Stats(BaseModel):
     sample_size: int
     callbacks: dict[str, int] = Field(description="Callback deliveries pending, failing, dead")
     provider: ProviderHealth
+    archive: ArchiveStats
 
 
 class CallbackReplay(BaseModel):

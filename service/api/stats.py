@@ -30,6 +30,20 @@ async def stats(request: Request) -> Response:
     )
     body["callbacks"] = await ctx.store.callbacks.deliveries_by_status(client_id)
     body["provider"] = await ctx.store.stats.circuit()
+    backlog = await ctx.store.archives.backlog()  # the deployment's, whatever `client`
+    now = ctx.work.clock()
+    body["archive"] = {
+        "enabled": ctx.work.objects is not None,
+        "pending": backlog.pending,
+        "oldest_pending_seconds": (
+            round((now - backlog.oldest_pending_at).total_seconds(), 3)
+            if backlog.oldest_pending_at
+            else None
+        ),
+        "stored_outputs": backlog.stored,
+        "stored_bytes": backlog.stored_bytes,
+        "failures": backlog.failures,
+    }
     return JSONResponse(body)
 
 

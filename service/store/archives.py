@@ -107,6 +107,7 @@ class ArchiveStore:
             "attempts": task.attempts + 1,
         }
         error = ", ".join(sorted(set(failed.values()))) or None
+        counts = _counts(results, +1)
         postgresql = self.db.is_postgresql
 
         def tx(conn: Connection) -> bool:
@@ -117,6 +118,8 @@ class ArchiveStore:
             conn.execute(qa.set_job_archive(task.job_id, status, outputs, now))
             conn.execute(q.insert_event(task.job_id, now, "archived", "archiver", detail))
             conn.execute(qa.release_held_callback(task.job_id, now))
+            if counts:
+                conn.execute(qa.bump_archive_counts(conn.dialect.name, counts))
             if postgresql:
                 conn.execute(q.notify_workers(Wake.CALLBACK_DUE))
             return True
@@ -160,25 +163,44 @@ class ArchiveStore:
     async def forget_stored(self, outputs: Sequence[StoredOutput]) -> None:
         """These objects are deleted from the store: their rows say so (one transaction)."""
 
+        deltas = {"stored": -len(outputs), "stored_bytes": -sum(o.bytes or 0 for o in outputs)}
+
         def tx(conn: Connection) -> None:
             for o in outputs:
                 conn.execute(qa.forget_stored(o.job_id, o.n))
+            conn.execute(qa.bump_archive_counts(conn.dialect.name, deltas))
 
         if outputs:
             await self.db.run(tx)
 
     async def backlog(self) -> Backlog:
+        """The pending archives (a partial-index range) and the counters."""
         async with self.db.read() as conn:
             pending, oldest = (await conn.execute(qa.archive_backlog())).one()
-            stored, stored_bytes = (await conn.execute(qa.archive_totals())).one()
-            failures = (await conn.execute(qa.archive_failures())).all()
+            totals = {str(name): int(n) for name, n in await conn.execute(qa.archive_totals())}
+        failures = {
+            name.removeprefix("failed:"): n
+            for name, n in totals.items()
+            if name.startswith("failed:") and n
+        }
         return Backlog(
             int(pending),
             oldest,
-            int(stored),
-            int(stored_bytes),
-            {str(reason): int(n) for reason, n in failures},
+            totals.get("stored", 0),
+            totals.get("stored_bytes", 0),
+            failures,
         )
+
+
+def _counts(results: Sequence[archive.Result], sign: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in results:
+        if isinstance(r, archive.Stored):
+            counts["stored"] = counts.get("stored", 0) + sign
+            counts["stored_bytes"] = counts.get("stored_bytes", 0) + sign * r.bytes
+        else:
+            counts[f"failed:{r.reason}"] = counts.get(f"failed:{r.reason}", 0) + sign
+    return counts
 
 
 def _row(job_id: int, result: archive.Result, now: datetime) -> dict[str, Any]:

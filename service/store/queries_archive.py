@@ -22,7 +22,13 @@ from sqlalchemy import (
 )
 
 from service.store.queries import FINISHED, _leased_claim
-from service.store.tables import callback_deliveries, job_outputs, jobs, output_archives
+from service.store.tables import (
+    archive_counts,
+    callback_deliveries,
+    job_outputs,
+    jobs,
+    output_archives,
+)
 
 a = output_archives
 
@@ -126,16 +132,21 @@ def archive_backlog() -> Select[Any]:
     return cast("Select[Any]", select(func.count(), func.min(a.c.created_at)).where(pending))
 
 
+def bump_archive_counts(dialect: str, deltas: Mapping[str, int]) -> Insert:
+    """Add each delta to its counter, in one statement (one lock order: sorted)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = make(archive_counts).values(
+        [{"name": name, "n": delta} for name, delta in sorted(deltas.items())]
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[archive_counts.c.name], set_={"n": archive_counts.c.n + stmt.excluded.n}
+    )
+
+
 def archive_totals() -> Select[Any]:
-    """Stored objects and their bytes."""
-    o = job_outputs
-    return select(func.count(o.c.object_key), func.coalesce(func.sum(o.c.bytes), 0))
-
-
-def archive_failures() -> Select[Any]:
-    """Outputs given up on, by reason."""
-    o = job_outputs
-    return select(o.c.error, func.count()).where(o.c.error.is_not(None)).group_by(o.c.error)
+    return select(archive_counts.c.name, archive_counts.c.n)
 
 
 def stored_of_finished(completed_before: datetime, limit: int) -> Select[Any]:

@@ -275,3 +275,12 @@ job_outputs = Table(
     Column("error", Text),
     Column("stored_at", UTCDateTime(), nullable=False),
 )
+
+# The archive's counters: "stored", "stored_bytes", and "failed:<reason>"; moved by every
+# settle and deletion in their own transactions, so ops read totals without a scan.
+archive_counts = Table(
+    "archive_counts",
+    metadata,
+    Column("name", String(120), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)

@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from service.app import create_app
+from service.domain import archive
 from service.domain.changes import JobError
 from service.domain.states import JobStatus
 from tests.conftest import make_settings, now
@@ -44,9 +45,10 @@ async def browser():  # type: ignore[no-untyped-def]
 
 
 async def test_the_dashboard_shows_counts_failures_and_events(
-    db_url: str, live: LiveServer, browser
+    db_url: str, live: LiveServer, browser, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    app = create_app(make_settings(db_url, port=live.port), run_workers=False)
+    settings = make_settings(db_url, port=live.port, output_store=str(tmp_path / "outputs"))
+    app = create_app(settings, run_workers=False)
     await live.start(app)
     store = app.state.ctx.store
     cid = await client_id(store, "team-a")
@@ -66,6 +68,12 @@ async def test_the_dashboard_shows_counts_failures_and_events(
     )
     done = await processing_job(store, cid, t - timedelta(seconds=30))
     await store.changes.apply_change(done, to(JobStatus.SUCCEEDED, "webhook", output=("u",)), t)
+    # one archive given up on (an output that was not an image), one still pending
+    [task] = await store.archives.claim_archives(t, "w", t + timedelta(seconds=60), 1)
+    unstored = archive.Unstored(0, "u", "not_an_image")
+    assert await store.archives.settle(task, "w", t, [unstored], ["x"])
+    other = await processing_job(store, cid, t - timedelta(seconds=30))
+    await store.changes.apply_change(other, to(JobStatus.SUCCEEDED, "webhook", output=("v",)), t)
     key, _ = await store.clients.create_key("ops", ["ops:read"], t)
 
     page = await browser.new_page()
@@ -77,9 +85,18 @@ async def test_the_dashboard_shows_counts_failures_and_events(
         label: await page.text_content(f'#counts .card[data-label="{label}"] .n')
         for label in ("queued", "processing", "succeeded", "failed")
     }
-    assert counts == {"queued": "1", "processing": "1", "succeeded": "1", "failed": "1"}
+    assert counts == {"queued": "1", "processing": "1", "succeeded": "2", "failed": "1"}
+    archive_cards = {
+        label: await page.text_content(f'#archive .card[data-label="{label}"] .n')
+        for label in ("archive", "archives pending", "not archived: not_an_image")
+    }
+    assert archive_cards == {
+        "archive": "on",
+        "archives pending": "1",
+        "not archived: not_an_image": "1",
+    }
     assert await page.text_content('#health .card[data-label="overdue"] .n') == "1"
-    assert await page.text_content('#health .card[data-label="completed last hour"] .n') == "2"
+    assert await page.text_content('#health .card[data-label="completed last hour"] .n') == "3"
     assert await page.text_content('#health .card[data-label="provider"] .n') == "closed"
     failures = await page.text_content("#failures")
     assert failed.public_id in failures and "NSFW content detected" in failures

@@ -305,3 +305,19 @@ async def test_the_s3_store_keeps_serves_signs_and_deletes(
         assert httpx.get(signed, timeout=5).content == body
         assert await retention.prune(rig.store, rig.objects, now() + timedelta(days=1)) == 1
         assert s3.objects() == []
+
+
+async def test_the_counters_follow_stores_failures_and_deletions(rig: Rig) -> None:
+    from service.workers import retention
+
+    rig.images.bodies["a.png"] = body = png()
+    rig.images.bodies["b"] = b"<html></html>"
+    await archived(rig, (await succeed(rig, "a.png", "b")).id)
+    backlog = await rig.store.archives.backlog()
+    assert (backlog.pending, backlog.oldest_pending_at) == (0, None)
+    assert (backlog.stored, backlog.stored_bytes) == (1, len(body))
+    assert backlog.failures == {"not_an_image": 1}
+    await retention.prune(rig.store, rig.objects, now() + timedelta(days=1))
+    backlog = await rig.store.archives.backlog()
+    assert (backlog.stored, backlog.stored_bytes) == (0, 0)
+    assert backlog.failures == {"not_an_image": 1}  # all time

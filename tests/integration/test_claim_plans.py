@@ -10,9 +10,10 @@ from typing import Any
 from service.domain.states import JobStatus
 from service.store import Store
 from service.store import queries as q
+from service.store import queries_archive as qa
 from service.store.explain import plan
 from tests.factories import client_id
-from tests.seeding import analyze, seed_delivered_callbacks, seed_jobs
+from tests.seeding import analyze, seed_delivered_callbacks, seed_done_archives, seed_jobs
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(seconds=60)
@@ -28,13 +29,17 @@ QUERIES: list[tuple[str, Any, str | None]] = [
     ("completed last hour", q.count_completed_since(NOW - timedelta(hours=1), None), None),
     ("completion times", q.completion_times(NOW - timedelta(hours=1), None, 1000), None),
     ("callbacks by status", q.count_deliveries_by_status(None), None),
+    ("archive claim", qa.claim_archives(NOW, "w", LEASE, 16), "ix_output_archives_due"),
+    ("archive backlog", qa.archive_backlog(), "ix_output_archives_due"),
+    ("stored outputs to delete", qa.stored_of_finished(NOW - timedelta(days=2), 500), None),
+    ("prune keeping stored outputs", q.prune_batch(NOW - timedelta(days=2), 500, True), None),
 ]
 
 
 def full_scan(explained: str) -> bool:
     return any(
         f"Seq Scan on {t}" in explained or f"SCAN {t}" in explained.replace(f"SCAN {t} USING", "")
-        for t in ("jobs", "callback_deliveries")
+        for t in ("jobs", "callback_deliveries", "output_archives", "job_outputs")
     )
 
 
@@ -46,6 +51,7 @@ async def test_every_hot_query_reads_an_index_on_a_big_table(store: Store) -> No
         await seed_jobs(conn, cid, 50, "queued", NOW - timedelta(seconds=5), "q")
         await seed_jobs(conn, cid, 50, "processing", NOW - timedelta(seconds=5), "p")
         await seed_delivered_callbacks(conn)
+        await seed_done_archives(conn)
     async with store.engine.begin() as conn:
         await analyze(conn)
     problems = []
