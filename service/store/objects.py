@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from obstore.store import ClientConfig
 
 
+# The standard variables an S3 output store reads (besides OUTPUT_STORE_ENDPOINT).
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+)
+
+
 class Objects:
     """Put, read, delete and (S3) sign objects by key."""
 

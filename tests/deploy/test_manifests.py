@@ -96,8 +96,9 @@ def test_service_and_budgets_select_real_pods() -> None:
 
 def test_every_setting_named_in_config_is_a_real_setting() -> None:
     from service.settings import Settings
+    from service.store.objects import AWS_VARIABLES
 
-    known = {name.upper() for name in Settings.model_fields}
+    known = {name.upper() for name in Settings.model_fields} | set(AWS_VARIABLES)
     config = by_kind("ConfigMap")["outpaint-jobs"]["data"]
     secret = by_kind("Secret")["outpaint-jobs"]["stringData"]
     assert set(config) | set(secret) <= known
