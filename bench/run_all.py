@@ -25,6 +25,7 @@ TARGETS = {
     "sqlite_create_p99_ms": 150.0,
     "claim_ratio": 1.5,
     "rss_mb": 200.0,
+    "archive_ingest_ratio": 0.9,  # archiving on slows webhook ingest by at most 10 %
 }
 
 
@@ -124,6 +125,11 @@ def main() -> None:
         out = run(["bench.http_bench", "--backend", backend])
         http[backend] = json.loads(out.strip().splitlines()[-1])
 
+    archive = {}
+    for backend in ("postgresql", "sqlite"):
+        out = run(["bench.archive_bench", "--backend", backend])
+        archive[backend] = json.loads(out.strip().splitlines()[-1])
+
     lines = [
         "# Benchmark results",
         "",
@@ -181,6 +187,31 @@ def main() -> None:
         lines.append(
             f"| {backend} | {e['jobs']} | {e['seconds']} | {e['jobs_per_second']} | {h['service_peak_rss_mb']} MB | "
             f"{e['peak_rss_mb']} MB | ≤ {TARGETS['rss_mb']:g} MB: {verdict(peak <= TARGETS['rss_mb'])} |"
+        )
+    lines += [
+        "",
+        "## Keeping outputs (OUTPUT_STORE)",
+        "",
+        "Webhook ingest as above (`serve --no-workers`, wrk, 32 connections) on two databases",
+        "seeded alike, OUTPUT_STORE `none` versus a directory (a first success then also queues",
+        "its archive in the same statement), alternating. Archive throughput: one `worker`",
+        "archiving the simulator's PNG (1280 × 720) from a loopback server for every succeeded",
+        "job, from the worker's start to the last `done`, OUTPUT_ARCHIVE_CONCURRENCY 4, beside a",
+        "bare loop (GET, SHA-256, write; 4 at a time) in the same run (`bench/archive_bench.py`).",
+        "",
+        "| backend | ingest off req/s (p99 ms) | ingest on req/s (p99 ms) | on / off | target | "
+        "outputs archived | seconds | outputs/s | bare loop/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for backend, a in archive.items():
+        off, on, arch = a["webhook"]["off"], a["webhook"]["on"], a["archive"]
+        ratio = on["rps"] / off["rps"]
+        target = TARGETS["archive_ingest_ratio"]
+        lines.append(
+            f"| {backend} | {off['rps']:.0f} ({off['p99_ms']:.1f}) | {on['rps']:.0f} "
+            f"({on['p99_ms']:.1f}) | {ratio:.2f} | ≥ {target}: {verdict(ratio >= target)} | "
+            f"{arch['stored']} of {arch['outputs']} | {arch['seconds']} | {arch['per_second']} | "
+            f"{arch['anchor_per_second']} |"
         )
     lines += ["", (HERE / "ANALYSIS.md").read_text().strip(), ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines))

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -186,6 +188,13 @@ def _httpx_errors() -> Iterator[None]:
         raise kind(str(exc)) from exc
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying context per process: building one loads the CA bundle (tens of
+    milliseconds), which a client per callback or output would pay every time."""
+    return httpx.create_ssl_context()
+
+
 class PinnedTransport(httpx.AsyncBaseTransport):
     """An httpx transport over an httpcore connection pool whose network backend connects
     only to `addresses` (those that passed the check), against DNS rebinding between the
@@ -193,7 +202,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, addresses: list[Address]) -> None:
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=_ssl_context(),
             network_backend=_PinnedBackend(addresses),
             retries=0,
         )
