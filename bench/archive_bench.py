@@ -1,7 +1,7 @@
 """What keeping outputs costs: webhook ingest with archiving on and off, and the archiver's
 throughput beside a bare download-and-write loop, both measured in the same run.
 
-    python -m bench.archive_bench --backend postgresql|sqlite [--seconds 8] [--rounds 2]
+    python -m bench.archive_bench --backend postgresql|sqlite [--seconds 8] [--rounds 4]
 
 Ingest: two fresh databases seeded alike; two `serve --no-workers` processes, OUTPUT_STORE
 `none` and a directory (a first success then also queues its archive, in the same
@@ -207,7 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="outpaint-archive-bench-"))
     server, output_url = serve_png(workdir)
