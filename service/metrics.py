@@ -124,6 +124,8 @@ class DatabaseState(Collector):
         self.sweeper_lag_seconds = 0.0
         self.inflight = 0
         self.archive_pending = 0
+        self.overdue = 0
+        self.database_up = 1
         self.archive_oldest_seconds = 0.0
         self.stored_bytes = 0
         self.archive_failures: dict[str, int] = {}
@@ -148,6 +150,16 @@ class DatabaseState(Collector):
         )
         yield GaugeMetricFamily(
             "outpaint_provider_inflight", "Jobs unfinished at the provider", value=self.inflight
+        )
+        yield GaugeMetricFamily(
+            "outpaint_jobs_overdue",
+            "Processing jobs past their eta + ETA_GRACE_SECONDS (the sweeper's to rescue)",
+            value=self.overdue,
+        )
+        yield GaugeMetricFamily(
+            "outpaint_database_up",
+            "1 when the last scrape read the database, 0 when it could not (an outage)",
+            value=self.database_up,
         )
         yield GaugeMetricFamily(
             "outpaint_archive_pending",

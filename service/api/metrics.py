@@ -26,6 +26,7 @@ async def _refresh(ctx: ApiContext) -> None:
         metrics.STATE.callbacks = await ctx.store.callbacks.deliveries_by_status()
         metrics.STATE.sweeper_lag_seconds = await ctx.store.stats.sweeper_lag_seconds(now)
         metrics.STATE.inflight = await ctx.store.jobs.inflight(now)
+        metrics.STATE.overdue = await ctx.store.stats.overdue(now, ctx.settings.eta_grace_seconds)
         backlog = await ctx.store.archives.backlog()
         metrics.STATE.archive_pending = backlog.pending
         metrics.STATE.archive_oldest_seconds = (
@@ -41,7 +42,9 @@ async def _refresh(ctx: ApiContext) -> None:
 async def metrics_endpoint(request: Request) -> Response:
     try:
         await _refresh(ctx_of(request))
+        metrics.STATE.database_up = 1
     except Exception:  # a scrape still answers, with the last values, when the DB is down
+        metrics.STATE.database_up = 0
         log.warning("metrics: could not refresh the database gauges", exc_info=True)
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 

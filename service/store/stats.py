@@ -86,6 +86,12 @@ class StatsStore:
             found = (await conn.execute(q.get_state(CIRCUIT_KEY))).scalar()
         return json.loads(found) if found else {"state": "closed", "since": None}
 
+    async def overdue(self, now: datetime, grace_seconds: float) -> int:
+        """Processing jobs past eta + grace (a partial-index range)."""
+        async with self.db.read() as conn:
+            stmt = q.count_overdue(now - timedelta(seconds=grace_seconds), None)
+            return int((await conn.execute(stmt)).scalar_one())
+
     async def sweeper_lag_seconds(self, now: datetime) -> float:
         async with self.db.read() as conn:
             due = (await conn.execute(q.oldest_overdue_poll(now))).scalar()

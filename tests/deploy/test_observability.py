@@ -1,0 +1,68 @@
+"""The Prometheus side: the alert rules pass `promtool check rules` (Debian's prometheus
+package; CI installs it), and every metric the rules and the Grafana dashboard name is one
+the service exposes on /metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import Api
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+RULES = DEPLOY / "prometheus" / "alerts.yml"
+DASHBOARD = DEPLOY / "grafana" / "outpaint-jobs.json"
+NAME = re.compile(r"\b(outpaint_[a-z0-9_]+)")
+
+
+def rule_expressions() -> list[str]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule["expr"] for group in groups for rule in group["rules"]]
+
+
+def dashboard_expressions() -> list[str]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [target["expr"] for panel in panels for target in panel["targets"]]
+
+
+def test_promtool_accepts_the_alert_rules() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "install Debian's prometheus package (promtool); .ci/run does"
+    done = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(rule_expressions())} rules found" in done.stdout + done.stderr
+
+
+def test_the_rules_cover_what_matters() -> None:
+    alerts = " ".join(rule_expressions())
+    for metric in (
+        "outpaint_sweeper_lag_seconds",
+        "outpaint_jobs_overdue",
+        'kind!="rate_limited"',
+        'kind="rate_limited"',
+        'via="webhook"',
+        'status="dead"',
+        "outpaint_database_up",
+    ):
+        assert metric in alerts, metric
+
+
+async def test_every_metric_named_exists_on_metrics(api: Api) -> None:
+    exposed = (await api.client.get("/metrics")).text
+    families = set(re.findall(r"^# TYPE (\S+) ", exposed, re.M))
+    named = {n for e in rule_expressions() + dashboard_expressions() for n in NAME.findall(e)}
+    assert named  # the files name metrics at all
+
+    def exists(name: str) -> bool:
+        stems = [name] + [name.removesuffix(s) for s in ("_bucket", "_sum", "_count")]
+        return any(stem in families for stem in stems)
+
+    missing = sorted(n for n in named if not exists(n))
+    assert not missing, f"named in deploy/ but not on /metrics: {missing}"
