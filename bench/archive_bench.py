@@ -83,21 +83,22 @@ def service_env(url: str, port: int, output_store: str) -> dict[str, str]:
 
 def ingest(backend: str, workdir: Path, seconds: int, rounds: int) -> dict[str, Any]:
     services: dict[str, Any] = {}
-    for mode in ("off", "on"):
-        url, _ = database(backend, workdir, f"ingest_{mode}")
-        key, others = asyncio.run(prepare(url))
-        port = free_port()
-        store = "none" if mode == "off" else str(workdir / "outputs-ingest")
-        proc = start(
-            ["service", "serve", "--no-workers"],
-            service_env(url, port, store),
-            port,
-            workdir / f"ingest-{mode}.log",
-        )
-        (workdir / mode).mkdir()
-        services[mode] = (proc, port, lua_scripts(workdir / mode, key, others))
     runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     try:
+        for mode in ("off", "on"):
+            url, _ = database(backend, workdir, f"ingest_{mode}")
+            key, others = asyncio.run(prepare(url))
+            port = free_port()
+            (workdir / mode).mkdir()
+            scripts = lua_scripts(workdir / mode, key, others)
+            store = "none" if mode == "off" else str(workdir / "outputs-ingest")
+            proc = start(
+                ["service", "serve", "--no-workers"],
+                service_env(url, port, store),
+                port,
+                workdir / f"ingest-{mode}.log",
+            )
+            services[mode] = (proc, port, scripts)
         for _ in range(rounds):
             for mode in ("off", "on"):
                 _proc, port, scripts = services[mode]

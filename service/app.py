@@ -24,6 +24,7 @@ from service.api import (
     openapi,
     outputs,
     problem_types,
+    series,
     stats,
     webhooks,
 )
@@ -37,6 +38,7 @@ from service.store import Store
 from service.store.objects import Objects
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
+from service.workers.series import SeriesFlusher
 from service.workers.watchers import Watchers
 
 log = logging.getLogger("service.app")
@@ -150,6 +152,8 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
                 "MODELSLAB_API_KEY is unset: using the built-in simulator at %s",
                 settings.provider_base_url,
             )
+        flusher = SeriesFlusher(store, work.clock, settings.series_flush_seconds)
+        flusher.start()
         if api:
             watchers.start()
         if workers is not None:
@@ -160,6 +164,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
             await watchers.stop()
             if workers is not None:
                 await workers.stop()
+            await flusher.stop()  # after the workers: their last counts go too
             if simulator is not None:
                 await simulator.aclose()
             await provider.aclose()
@@ -173,6 +178,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
             *outputs.routes,
             *actions.routes,
             *stats.routes,
+            *series.routes,
             *problem_types.routes,
             *webhooks.routes,
             *openapi.routes,

@@ -72,6 +72,19 @@ CALLBACKS = Counter(
 )
 
 
+CREATED = Counter(
+    "outpaint_jobs_created_total",
+    "Jobs created (not replays of an Idempotency-Key)",
+    registry=REGISTRY,
+)
+JOB_SECONDS = Histogram(
+    "outpaint_job_seconds",
+    "Creation to success: how long a client waited for its result",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+    registry=REGISTRY,
+)
+
+
 RESULTS = Counter(
     "outpaint_provider_results_total",
     "Jobs finished by a provider result, by how it reached us: webhook, or poll (the "

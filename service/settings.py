@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     output_archive_concurrency: int = Field(4, ge=1)
     output_archive_retry_base_seconds: float = Field(5.0, gt=0)  # doubling, up to 10 min
     output_presign_seconds: float = Field(0.0, ge=0)  # S3: > 0 redirects reads to a signed URL
+    series_flush_seconds: float = Field(10.0, gt=0)  # each process adds its counts this often
 
     # The built-in simulator (used when MODELSLAB_API_KEY is unset).
     sim_eta_seconds: float = Field(3.0, ge=0)

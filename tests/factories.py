@@ -24,7 +24,9 @@ from service.store.tables import (
     output_archives,
     rate_windows,
     service_state,
+    stats_minutes,
     status_counts,
+    usage_days,
 )
 
 IMAGE = "https://images.example.invalid/in.png"
@@ -98,6 +100,8 @@ async def empty_every_table(store: Store) -> None:
             job_outputs,
             output_archives,
             archive_counts,
+            stats_minutes,
+            usage_days,
             jobs,
             rate_windows,
             status_counts,

@@ -74,3 +74,27 @@ async def seed_done_archives(conn: AsyncConnection) -> None:
             " FROM jobs WHERE status = 'succeeded'"
         )
     )
+
+
+async def seed_minutes(conn: AsyncConnection, until: datetime, days: int = 8) -> None:
+    """Eight days of per-minute series rows (five series a minute)."""
+    minutes = days * 24 * 60
+    if conn.dialect.name == "postgresql":
+        sql = """
+            INSERT INTO stats_minutes (minute, series, label, n)
+            SELECT CAST(:until AS timestamptz) - make_interval(mins => g), s, '', 1
+            FROM generate_series(1, :n) AS g,
+                 unnest(ARRAY['created', 'finished', 'results', 'callbacks', 'provider_errors']) AS s
+        """
+        at: object = until
+    else:
+        sql = """
+            INSERT INTO stats_minutes (minute, series, label, n)
+            WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n),
+                 s(name) AS (VALUES ('created'), ('finished'), ('results'), ('callbacks'),
+                                    ('provider_errors'))
+            SELECT strftime('%Y-%m-%d %H:%M:%f', :until, '-' || x || ' minutes'), s.name, '', 1
+            FROM g, s
+        """
+        at = until.replace(tzinfo=None).isoformat(sep=" ")
+    await conn.execute(text(sql), {"until": at, "n": minutes})

@@ -372,6 +372,24 @@ def _paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/v1/stats/series": {
+            "get": _operation(
+                "getStatsSeries",
+                "stats",
+                "Figures over time, and generations per client and day (ops:read)",
+                {
+                    "200": _json("Series", "One point per step of the window"),
+                    "422": _problem("An unknown window"),
+                },
+                [
+                    {
+                        "name": "window",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["1h", "24h", "7d"], "default": "1h"},
+                    }
+                ],
+            )
+        },
     }
 
 

@@ -4,7 +4,7 @@ schemathesis test checks that what they build conforms to these."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -161,6 +161,34 @@ class Stats(BaseModel):
     archive: ArchiveStats
 
 
+class SeriesPoint(BaseModel):
+    at: datetime = Field(description="The start of the step")
+    created: int
+    finished: dict[str, int] = Field(description="Jobs finished in the step, by state")
+    results: dict[str, int] = Field(description="Provider results by how they came: webhook, poll")
+    webhook_share: float | None = Field(description="webhook / (webhook + poll)")
+    provider_errors: dict[str, int] = Field(description="Failed provider calls by kind")
+    rate_limited: int = Field(description="Provider 429s")
+    callbacks: dict[str, int] = Field(description="Callback attempts by outcome")
+    lateness_p50_seconds: float | None = Field(description="Final webhooks after the eta")
+    lateness_p95_seconds: float | None
+    to_result_p50_seconds: float | None = Field(description="Creation to success")
+    to_result_p95_seconds: float | None
+
+
+class Usage(BaseModel):
+    day: date
+    client: str
+    generations: int = Field(description="Generations the provider accepted (resubmissions too)")
+
+
+class Series(BaseModel):
+    window: Literal["1h", "24h", "7d"]
+    step_seconds: int
+    points: list[SeriesPoint]
+    usage: list[Usage]
+
+
 class CallbackReplay(BaseModel):
     webhook_id: str
     status: str
@@ -183,5 +211,6 @@ MODELS: list[type[BaseModel]] = [
     Problem,
     CallbackReplay,
     Stats,
+    Series,
     CallbackEvent,
 ]

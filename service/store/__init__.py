@@ -1,7 +1,7 @@
 """The store: the database behind the service, split by area. `Store.jobs` creates, reads
 and claims jobs; `Store.changes` applies the domain's changes to them; `Store.callbacks`
 keeps the callback outbox; `Store.clients` clients and keys; `Store.stats` what ops read;
-`Store.watching` what waiters on jobs need; `Store.archives` the output archive."""
+`Store.watching` what waiters on jobs need; `Store.archives` the output archive; `Store.series` the per-minute series."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from service.store.changes import ChangeStore
 from service.store.clients import ClientStore
 from service.store.db import Database
 from service.store.jobs import JobStore
+from service.store.series import SeriesStore
 from service.store.stats import StatsStore
 from service.store.watching import WatchStore
 
@@ -29,6 +30,7 @@ class Store:
         self.clients = ClientStore(db)
         self.stats = StatsStore(db)
         self.archives = ArchiveStore(db, self.watching.changed)
+        self.series = SeriesStore(db)
 
     @classmethod
     def connect(cls, database_url: str) -> Store:

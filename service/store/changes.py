@@ -74,10 +74,12 @@ def _ignored(source: str, expected: str, found: str, target: JobStatus | None) -
     return _event("ignored", source, detail)
 
 
-def _count(p: Plan, source: str) -> None:
+def _count(p: Plan, source: str, job: Job | None = None, now: datetime | None = None) -> None:
     """Counted after the commit: a rolled-back change is no transition."""
     for _old, new in p.transitions():
         metrics.TRANSITIONS.labels(new.value, source).inc()
+    if job is not None and now is not None and p.final is JobStatus.SUCCEEDED and p.steps:
+        metrics.JOB_SECONDS.observe(max((now - job.created_at).total_seconds(), 0.0))
 
 
 class ChangeStore:
@@ -108,7 +110,7 @@ class ChangeStore:
                 job.id, p, change, now, owner, events, 0, self._archive_until(p, now)
             )
             if applied:
-                _count(p, change.source)
+                _count(p, change.source, found, now)
                 self._changed(job.id)
                 return Applied(found, True)
         else:
@@ -155,7 +157,7 @@ class ChangeStore:
                 self._archive_until(p, now),
             )
             if applied:
-                _count(p, "webhook")
+                _count(p, "webhook", job, now)
                 self._changed(job_id)
                 return Applied(job, True)
         else:
@@ -172,7 +174,7 @@ class ChangeStore:
                     job_id, p, change, now, None, events, 1, self._archive_until(p, now)
                 )
                 if applied:
-                    _count(p, "webhook")
+                    _count(p, "webhook", job, now)
                     self._changed(job_id)
                     return Applied(job, True)
                 continue

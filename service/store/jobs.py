@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from service import metrics
 from service.domain.jobs import Event, Job
 from service.domain.requests import JobRequest
 from service.domain.states import JobStatus
@@ -16,6 +17,7 @@ from service.store import queries as q
 from service.store.changes import statements_for
 from service.store.db import Database
 from service.store.records import (
+    Created,
     CreateResult,
     CreationLimits,
     event_from_row,
@@ -43,9 +45,12 @@ class JobStore:
         Idempotency-Key with its job (or refuse another body), count the creation in the
         client's rate window, check the unfinished cap against the counters, then insert
         the queued job, its event and its count, and wake the submitters."""
-        return await self.statements.create_job(
+        result = await self.statements.create_job(
             client_id, request, idempotency_key, request_hash(request), now, limits
         )
+        if isinstance(result, Created):  # counted after the commit
+            metrics.CREATED.inc()
+        return result
 
     # --- read -----------------------------------------------------------------------------
 

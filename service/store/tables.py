@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -283,4 +285,24 @@ archive_counts = Table(
     metadata,
     Column("name", String(120), primary_key=True),
     Column("n", BigInteger, nullable=False),
+)
+
+# The series ops chart: each process adds what it counted, by minute, series and label
+# (service/rollup.py); the primary key is the range every read takes.
+stats_minutes = Table(
+    "stats_minutes",
+    metadata,
+    Column("minute", UTCDateTime(), primary_key=True),
+    Column("series", String(40), primary_key=True),
+    Column("label", String(40), primary_key=True),
+    Column("n", Float, nullable=False),
+)
+
+# Generations the provider accepted, per client and day (resubmissions included).
+usage_days = Table(
+    "usage_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("client_id", BigId, ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("generations", BigInteger, nullable=False),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from service import metrics
+from service import metrics, rollup
 from service.domain import changes
 from service.domain.jobs import Job
 from service.domain.requests import JobRequest
@@ -61,6 +61,7 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
     now = ctx.clock()
     change = changes.submit_accepted(reply, now, policy)
     metrics.SUBMITS.labels("accepted").inc()
+    rollup.GENERATIONS[job.client_id] += 1  # a paid generation, charged to its client
     if any(n.kind == "warning" for n in change.notes):
         metrics.UNKNOWN_REPLIES.labels("submit").inc()
         log.warning("job %s: submit answered %s", job.public_id, reply.raw_status)

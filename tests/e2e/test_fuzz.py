@@ -113,11 +113,12 @@ def test_the_document_lists_the_public_routes_only(server: dict[str, Any]) -> No
         "/v1/jobs/{job_id}/refresh",
         "/v1/jobs/{job_id}/callbacks/replay",
         "/v1/stats",
+        "/v1/stats/series",
     }
     tags = {op["tags"][0] for path in doc["paths"].values() for op in path.values()}
     assert tags == {"jobs", "stats"}
     ids = [op["operationId"] for path in doc["paths"].values() for op in path.values()]
-    assert len(ids) == len(set(ids)) == 9
+    assert len(ids) == len(set(ids)) == 10
     assert set(doc["webhooks"]) == {"job.succeeded", "job.failed", "job.timed_out", "job.canceled"}
 
 

@@ -274,7 +274,11 @@ async def test_replay_sends_the_same_webhook_id_again(rig: Rig) -> None:
             break
         await asyncio.sleep(0.02)
     assert [s["id"] for s in rig.receiver.seen] == [first.webhook_id] * 2
-    kinds = [e.kind for e in await rig.store.jobs.list_events(job_id)]
+    for _ in range(100):  # the receiver has answered; the notifier records the attempt next
+        kinds = [e.kind for e in await rig.store.jobs.list_events(job_id)]
+        if kinds.count("callback_attempt") == 2:
+            break
+        await asyncio.sleep(0.02)
     assert kinds.count("callback_attempt") == 2 and "callback_replay" in kinds
 
 

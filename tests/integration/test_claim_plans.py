@@ -11,9 +11,16 @@ from service.domain.states import JobStatus
 from service.store import Store
 from service.store import queries as q
 from service.store import queries_archive as qa
+from service.store import queries_series as qs
 from service.store.explain import plan
 from tests.factories import client_id
-from tests.seeding import analyze, seed_delivered_callbacks, seed_done_archives, seed_jobs
+from tests.seeding import (
+    analyze,
+    seed_delivered_callbacks,
+    seed_done_archives,
+    seed_jobs,
+    seed_minutes,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(seconds=60)
@@ -33,13 +40,16 @@ QUERIES: list[tuple[str, Any, str | None]] = [
     ("archive backlog", qa.archive_backlog(), "ix_output_archives_due"),
     ("stored outputs to delete", qa.stored_of_finished(NOW - timedelta(days=2), 500), None),
     ("prune keeping stored outputs", q.prune_batch(NOW - timedelta(days=2), 500, True), None),
+    # the primary key: pk_stats_minutes, or SQLite's sqlite_autoindex_stats_minutes_1
+    ("series, 1 h", qs.minutes_since(NOW - timedelta(hours=1)), "stats_minutes"),
+    ("series, 24 h", qs.minutes_since(NOW - timedelta(days=1)), "stats_minutes"),
 ]
 
 
 def full_scan(explained: str) -> bool:
     return any(
         f"Seq Scan on {t}" in explained or f"SCAN {t}" in explained.replace(f"SCAN {t} USING", "")
-        for t in ("jobs", "callback_deliveries", "output_archives", "job_outputs")
+        for t in ("jobs", "callback_deliveries", "output_archives", "job_outputs", "stats_minutes")
     )
 
 
@@ -52,6 +62,7 @@ async def test_every_hot_query_reads_an_index_on_a_big_table(store: Store) -> No
         await seed_jobs(conn, cid, 50, "processing", NOW - timedelta(seconds=5), "p")
         await seed_delivered_callbacks(conn)
         await seed_done_archives(conn)
+        await seed_minutes(conn, NOW)
     async with store.engine.begin() as conn:
         await analyze(conn)
     problems = []

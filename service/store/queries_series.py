@@ -1,0 +1,72 @@
+"""The series' statements, named (the rest are in `queries.py`): adding a process's
+per-minute counts and a day's generations per client, reading a window, forgetting old
+minutes. Every read is a primary-key range; none touches jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Delete, Insert, Select, delete, select
+
+from service.store.tables import clients, stats_minutes, usage_days
+
+
+def _insert(dialect: str) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def add_minute(dialect: str, minute: datetime, counts: Mapping[tuple[str, str], float]) -> Insert:
+    """Add each count to (minute, series, label), in one statement (sorted: one lock order)."""
+    m = stats_minutes
+    stmt = _insert(dialect)(m).values(
+        [
+            {"minute": minute, "series": series, "label": label, "n": n}
+            for (series, label), n in sorted(counts.items())
+        ]
+    )
+    done: Insert = stmt.on_conflict_do_update(
+        index_elements=[m.c.minute, m.c.series, m.c.label], set_={"n": m.c.n + stmt.excluded.n}
+    )
+    return done
+
+
+def add_usage(dialect: str, day: date, generations: Mapping[int, int]) -> Insert:
+    u = usage_days
+    stmt = _insert(dialect)(u).values(
+        [
+            {"day": day, "client_id": client_id, "generations": n}
+            for client_id, n in sorted(generations.items())
+        ]
+    )
+    done: Insert = stmt.on_conflict_do_update(
+        index_elements=[u.c.day, u.c.client_id],
+        set_={"generations": u.c.generations + stmt.excluded.generations},
+    )
+    return done
+
+
+def minutes_since(since: datetime) -> Select[Any]:
+    m = stats_minutes
+    return (
+        select(m.c.minute, m.c.series, m.c.label, m.c.n)
+        .where(m.c.minute >= since)
+        .order_by(m.c.minute)
+    )
+
+
+def usage_since(since: date) -> Select[Any]:
+    u = usage_days
+    return (
+        select(u.c.day, clients.c.name, u.c.generations)
+        .join(clients, clients.c.id == u.c.client_id)
+        .where(u.c.day >= since)
+        .order_by(u.c.day, clients.c.name)
+    )
+
+
+def forget_minutes(before: datetime) -> Delete:
+    return delete(stats_minutes).where(stats_minutes.c.minute < before)
