@@ -1,5 +1,6 @@
-"""`GET /dashboard`: the self-contained ops page (no build step, no external script). The
-page itself is public; everything it shows comes from the API with an ops key."""
+"""`GET /dashboard`: the self-contained ops page (no build step, no external script: the
+vendored uPlot is inlined). The page itself is public; everything it shows comes from the
+API with an ops key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-PAGE = (Path(__file__).parent / "dashboard.html").read_text()
+HERE = Path(__file__).parent
+UPLOT = HERE / "vendor" / "uplot"  # uPlot, vendored from npm (VERSION; scripts/vendor-uplot.sh)
+PAGE = (
+    (HERE / "dashboard.html")
+    .read_text()
+    .replace(
+        "<!-- uplot -->",
+        f"<style>{(UPLOT / 'uPlot.min.css').read_text()}</style>\n"
+        f"<script>{(UPLOT / 'uPlot.iife.min.js').read_text()}</script>",
+    )
+)
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "

@@ -47,7 +47,9 @@ async def browser():  # type: ignore[no-untyped-def]
 async def test_the_dashboard_shows_counts_failures_and_events(
     db_url: str, live: LiveServer, browser, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    settings = make_settings(db_url, port=live.port, output_store=str(tmp_path / "outputs"))
+    settings = make_settings(
+        db_url, port=live.port, output_store=str(tmp_path / "outputs"), series_flush_seconds=0.1
+    )
     app = create_app(settings, run_workers=False)
     await live.start(app)
     store = app.state.ctx.store
@@ -98,6 +100,28 @@ async def test_the_dashboard_shows_counts_failures_and_events(
     assert await page.text_content('#health .card[data-label="overdue"] .n') == "1"
     assert await page.text_content('#health .card[data-label="completed last hour"] .n') == "3"
     assert await page.text_content('#health .card[data-label="provider"] .n') == "closed"
+    # Over time: six charts drawn by the vendored uPlot from /v1/stats/series; the
+    # throughput chart's first series counts the five jobs created above.
+    await page.wait_for_function(
+        "document.querySelector('#chart-throughput')?.dataset.total?.startsWith('5,')"
+    )
+    assert await page.locator("#charts .chart canvas").count() == 6
+    titles = await page.locator("#charts .u-title").all_text_contents()
+    assert titles == [
+        "Jobs per step",
+        "Creation to success (s)",
+        "Results: webhook or poll",
+        "Webhook lateness after eta (s)",
+        "Provider errors and 429s",
+        "Callback attempts",
+    ]
+    total = await page.get_attribute("#chart-throughput", "data-total")
+    assert total is not None and total.split(",")[:3] == ["5", "2", "1"]  # created, ok, failed
+    await page.click('#windows button[data-window="7d"]')
+    await page.wait_for_selector('#chart-throughput[data-window="7d"]')
+    assert await page.locator("#charts .chart canvas").count() == 6
+    await page.click('#windows button[data-window="1h"]')
+    await page.wait_for_selector('#chart-throughput[data-window="1h"]')
     failures = await page.text_content("#failures")
     assert failed.public_id in failures and "NSFW content detected" in failures
     assert "OVERDUE" in await page.text_content("#processing")
