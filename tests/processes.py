@@ -69,6 +69,24 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+def crash_worker_env(db_url: str, **extra: str) -> dict[str, str]:
+    """A `worker` for crash tests: short leases (2 s), reaching loopback, and a provider it
+    never calls (no job is queued) on loopback."""
+    env = clean_env()
+    env.update(
+        DATABASE_URL=db_url,
+        ALLOW_PRIVATE_CALLBACKS="true",
+        LEASE_SECONDS="2",
+        PROVIDER_TIMEOUT_SECONDS="1",
+        SUBMIT_IDLE_SECONDS="0.1",
+        MODELSLAB_API_KEY="test-key",
+        MODELSLAB_BASE_URL="http://127.0.0.1:9/api/v6",
+        PUBLIC_BASE_URL="http://127.0.0.1:9",
+    )
+    env.update(extra)
+    return env
+
+
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     """`python -m service ARGS…` with its output captured as text."""
     return subprocess.Popen(

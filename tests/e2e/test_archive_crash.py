@@ -22,7 +22,7 @@ from service.store import Store
 from tests.conftest import now
 from tests.factories import processing_job, to
 from tests.live import LiveServer, free_port
-from tests.processes import Proc, clean_env
+from tests.processes import Proc, crash_worker_env
 
 pytestmark = pytest.mark.e2e
 
@@ -67,18 +67,10 @@ async def test_outputs_cut_off_by_sigkill_are_archived_once_by_another_worker(
             assert applied.job is not None and applied.job.archive_status == "pending"
             jobs.append(applied.job)
 
-        env = clean_env()
-        env.update(
-            DATABASE_URL=db_url,
+        env = crash_worker_env(
+            db_url,
             OUTPUT_STORE=str(root),
-            ALLOW_PRIVATE_CALLBACKS="true",
-            LEASE_SECONDS="2",
-            PROVIDER_TIMEOUT_SECONDS="1",
-            SUBMIT_IDLE_SECONDS="0.1",
             WEBHOOK_SECRET="archive-crash",
-            # A provider these workers never call (no job is queued), on loopback.
-            MODELSLAB_API_KEY="test-key",
-            MODELSLAB_BASE_URL="http://127.0.0.1:9/api/v6",
             PUBLIC_BASE_URL="http://outputs.example.invalid",
         )
         a = Proc(["worker", "--port", str(free_port())], env, tmp_path / "a.log")

@@ -20,7 +20,7 @@ from service.store import Store
 from tests.conftest import now
 from tests.factories import processing_job, to
 from tests.live import LiveServer, free_port
-from tests.processes import Proc, clean_env
+from tests.processes import Proc, crash_worker_env
 
 pytestmark = pytest.mark.e2e
 
@@ -54,20 +54,7 @@ async def test_a_delivery_cut_off_by_sigkill_is_finished_by_another_worker(
         )
         await store.changes.apply_change(job, to(JobStatus.SUCCEEDED, output=("u",)), now())
 
-        env = clean_env()
-        env.update(
-            DATABASE_URL=db_url,
-            ALLOW_PRIVATE_CALLBACKS="true",
-            CALLBACK_TIMEOUT_SECONDS="1",
-            LEASE_SECONDS="2",
-            PROVIDER_TIMEOUT_SECONDS="1",
-            SUBMIT_IDLE_SECONDS="0.1",
-            WEBHOOK_SECRET="cb-crash",
-            # A provider these workers never call (no job is queued), on loopback.
-            MODELSLAB_API_KEY="test-key",
-            MODELSLAB_BASE_URL="http://127.0.0.1:9/api/v6",
-            PUBLIC_BASE_URL="http://127.0.0.1:9",
-        )
+        env = crash_worker_env(db_url, CALLBACK_TIMEOUT_SECONDS="1", WEBHOOK_SECRET="cb-crash")
         a = Proc(["worker", "--port", str(free_port())], env, tmp_path / "a.log")
         try:
             await asyncio.wait_for(first_arrived.wait(), 20)
