@@ -122,6 +122,10 @@ async def test_the_dashboard_shows_counts_failures_and_events(
     assert await page.locator("#charts .chart canvas").count() == 6
     await page.click('#windows button[data-window="1h"]')
     await page.wait_for_selector('#chart-throughput[data-window="1h"]')
+    # Live: it polls, and says when it last heard from the service.
+    status = await page.text_content("#status")
+    assert status is not None and status.startswith("last heard from the service ")
+    assert "stale" not in (await page.get_attribute("#status", "class") or "")
     failures = await page.text_content("#failures")
     assert failed.public_id in failures and "NSFW content detected" in failures
     assert "OVERDUE" in await page.text_content("#processing")
