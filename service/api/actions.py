@@ -41,7 +41,9 @@ async def cancel_job(request: Request) -> Response:
             raise Problem(
                 409, "Conflict", f"The job is already {job.status.value}.", type_="job-terminal"
             )
-        applied = await ctx.store.changes.apply_change(job, changes.cancel(), ctx.work.clock())
+        applied = await ctx.store.changes.apply_change(
+            job, changes.cancel(principal.key_prefix), ctx.work.clock()
+        )
         ctx.finished(applied)
         if applied.changed and applied.job is not None:
             return _answer(principal, applied.job, 204)
@@ -78,7 +80,13 @@ async def refresh_job(request: Request) -> Response:
         )
         provider.unused(1, 1 if claimed is not None else 0)
         if claimed is not None:
-            applied = await poll_job(ctx.work, claimed, owner, source="refresh")
+            applied = await poll_job(
+                ctx.work,
+                claimed,
+                owner,
+                source="refresh",
+                notes=(changes.acted("refresh", principal.key_prefix),),
+            )
             ctx.finished(applied)
             if applied.job is not None:
                 return _answer(principal, applied.job, 202)
@@ -106,7 +114,7 @@ def _refresh_wait(job: Job, now: datetime, interval: float) -> int | None:
 
 async def replay_callback(request: Request) -> Response:
     """Send the job's callback event again: a new attempt, the same webhook-id."""
-    _principal, job = await writable_job(request)
+    principal, job = await writable_job(request)
     ctx = ctx_of(request)
     if job.callback_url is None:
         raise Problem(
@@ -115,7 +123,9 @@ async def replay_callback(request: Request) -> Response:
             "The job has no callback URL, so there is no callback to send.",
             type_="no-callback-yet",
         )
-    delivery = await ctx.store.callbacks.replay_callback(job.id, ctx.work.clock())
+    delivery = await ctx.store.callbacks.replay_callback(
+        job.id, ctx.work.clock(), principal.key_prefix
+    )
     if delivery is None:
         raise Problem(
             409,

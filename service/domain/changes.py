@@ -339,9 +339,17 @@ def webhook_reply(reply: ProviderReply) -> Change:
     return Change("webhook", outcome.to_status, _result_fields(reply, outcome), notes=notes)
 
 
-def cancel() -> Change:
+def acted(action: str, key_prefix: str) -> Note:
+    """Who asked for an action on a job (cancel, refresh, replay): the key's prefix."""
+    return Note("action", "api", {"action": action, "key": key_prefix})
+
+
+def cancel(key_prefix: str = "") -> Change:
     return Change(
-        "api", JobStatus.CANCELED, Fields(error=JobError("canceled", "canceled by the client"))
+        "api",
+        JobStatus.CANCELED,
+        Fields(error=JobError("canceled", "canceled by the client")),
+        notes=(acted("cancel", key_prefix),),
     )
 
 

@@ -85,8 +85,11 @@ class CallbackStore:
 
         return await self.db.run(tx)
 
-    async def replay_callback(self, job_id: int, now: datetime) -> Delivery | None:
-        """Send the job's event again: the schedule from the start, the same webhook-id."""
+    async def replay_callback(
+        self, job_id: int, now: datetime, key_prefix: str = ""
+    ) -> Delivery | None:
+        """Send the job's event again: the schedule from the start, the same webhook-id;
+        the event names the key that asked (`key_prefix`)."""
         postgresql = self.db.is_postgresql
 
         def tx(conn: Connection) -> Delivery | None:
@@ -95,7 +98,11 @@ class CallbackStore:
                 return None
             conn.execute(
                 q.insert_event(
-                    job_id, now, "callback_replay", "api", {"webhook_id": row.webhook_id}
+                    job_id,
+                    now,
+                    "callback_replay",
+                    "api",
+                    {"webhook_id": row.webhook_id, "key": key_prefix},
                 )
             )
             conn.execute(q.set_callback_status(job_id, callbacks.PENDING, now))

@@ -91,6 +91,7 @@ class ClientStore:
             client_name=m["client_name"],
             scopes=frozenset(s for s in m["scopes"].split(",") if s),
             default_callback_url=m["default_callback_url"],
+            key_prefix=m["prefix"],
         )
 
     async def list_keys(self) -> list[KeyInfo]:

@@ -30,6 +30,7 @@ class Principal:
     client_name: str
     scopes: frozenset[str]
     default_callback_url: str | None = None
+    key_prefix: str = ""  # the key's display prefix: who acted, in a job's events
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from service import metrics
 from service.domain import changes
+from service.domain.changes import Change, Note
 from service.domain.jobs import Job
 from service.provider.client import ProviderError, RetryableProviderError
 from service.store.records import Applied
@@ -14,8 +16,20 @@ from service.workers.context import WorkContext
 log = logging.getLogger("service.poller")
 
 
-async def poll_job(ctx: WorkContext, job: Job, owner: str, source: str = "sweeper") -> Applied:
-    policy, apply = ctx.policy, ctx.record
+async def poll_job(
+    ctx: WorkContext,
+    job: Job,
+    owner: str,
+    source: str = "sweeper",
+    notes: tuple[Note, ...] = (),
+) -> Applied:
+    """Poll the provider for `job` and apply what it says; `notes` ride with the change
+    (who asked for a refresh)."""
+    policy, record = ctx.policy, ctx.record
+
+    async def apply(job: Job, change: Change, now: datetime, owner: str | None) -> Applied:
+        return await record(job, change.with_notes(*notes), now, owner)
+
     now = ctx.clock()
     if changes.is_past_deadline(job, now, policy):
         log.warning("job %s timed out", job.public_id)

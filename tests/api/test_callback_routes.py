@@ -18,7 +18,8 @@ BODY = {"image": "https://example.invalid/in.png"}
 
 @pytest.fixture
 async def api(db_url: str) -> AsyncIterator[Api]:
-    settings = make_settings(db_url, allow_private_callbacks=True)
+    # port 9: the mounted simulator's address, so a refresh's poll is refused at once
+    settings = make_settings(db_url, allow_private_callbacks=True, port=9)
     app = create_app(settings, run_workers=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -81,3 +82,38 @@ async def test_a_clients_default_callback_url_is_used_when_a_job_names_none(api:
     assert own["callback_url"] == "http://127.0.0.1:9/x"
     theirs = (await api.client.post("/v1/jobs", json=BODY, headers=await api.key("team-b"))).json()
     assert theirs["callback_url"] is None
+
+
+async def test_every_action_names_the_key_that_asked(api: Api) -> None:
+    """Cancel, refresh and replay each leave an event with the acting key's prefix."""
+    from tests.factories import processing_job
+
+    headers = await api.key()
+    prefix = (await api.store.clients.list_keys())[0].prefix
+    events = lambda job_id: api.client.get(f"/v1/jobs/{job_id}/events", headers=headers)  # noqa: E731
+
+    job = (
+        await api.client.post("/v1/jobs", json={**BODY, "callback_url": CB}, headers=headers)
+    ).json()
+    assert (
+        await api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=headers)
+    ).status_code == 200
+    r = await api.client.post(f"/v1/jobs/{job['id']}/callbacks/replay", headers=headers)
+    assert r.status_code == 202
+    items = (await events(job["id"])).json()["items"]
+    actions = [e["detail"] for e in items if e["kind"] == "action"]
+    assert actions == [{"action": "cancel", "key": prefix}]
+    [replay] = [e["detail"] for e in items if e["kind"] == "callback_replay"]
+    assert replay["key"] == prefix
+
+    client_id = (
+        await api.store.clients.authenticate(headers["Authorization"][7:], now())
+    ).client_id  # type: ignore[union-attr]
+    running = await processing_job(api.store, client_id, now())
+    assert (
+        await api.client.post(f"/v1/jobs/{running.public_id}/refresh", headers=headers)
+    ).status_code in (200, 202)
+    items = (await events(running.public_id)).json()["items"]
+    assert {"action": "refresh", "key": prefix} in [
+        e["detail"] for e in items if e["kind"] == "action"
+    ]

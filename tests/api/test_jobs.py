@@ -180,6 +180,7 @@ async def test_events_list_the_history(api: Api) -> None:
     events = (await api.client.get(f"/v1/jobs/{job['id']}/events", headers=headers)).json()["items"]
     assert [(e["kind"], e["from_status"], e["to_status"]) for e in events] == [
         ("created", None, "queued"),
+        ("action", None, None),  # the cancel, and the key that asked
         ("transition", "queued", "canceled"),
     ]
     assert set(events[0]) == {"id", "at", "kind", "source", "from_status", "to_status", "detail"}
