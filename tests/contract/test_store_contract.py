@@ -177,7 +177,11 @@ async def test_a_job_submitted_polled_and_finished(store: Store, reference: Stor
         t2 = T0 + timedelta(seconds=60)
         [again] = await s.jobs.claim_for_poll(t2, "w", t2 + LEASE, 1)
         done = changes.poll_answer(
-            again, reply("success", id=77, output=["https://o/1.png"]), t2, POLICY, "sweeper"
+            again,
+            reply("success", id=77, output=["https://o.invalid/1.png"]),
+            t2,
+            POLICY,
+            "sweeper",
         )
         third = await s.changes.apply_change(again, done, t2, owner="w")
         return [a.changed for a in (first, second, third)], await transcript(s, job)
@@ -186,7 +190,9 @@ async def test_a_job_submitted_polled_and_finished(store: Store, reference: Stor
     assert flags == [True, True, True]
     job = t["job"]
     assert (
-        job["status"] == "succeeded" and job["polls"] == 2 and job["output"] == ["https://o/1.png"]
+        job["status"] == "succeeded"
+        and job["polls"] == 2
+        and job["output"] == ["https://o.invalid/1.png"]
     )
     assert job["version"] == 4 and job["lease_owner"] is None and job["completed_at"] is not None
     assert [e[0] for e in t["events"]] == [
@@ -206,7 +212,7 @@ async def test_a_finishing_webhook_for_a_processing_job(store: Store, reference:
     async def scenario(s: Store) -> Any:
         job = await queued_job(s, await client_id(s), T0, callback_url=CB)
         await s.changes.apply_change(job, accepted(T0), T0)
-        hook = changes.webhook_reply(reply("success", id=88, output=["https://o/2.png"]))
+        hook = changes.webhook_reply(reply("success", id=88, output=["https://o.invalid/2.png"]))
         applied = await s.changes.record_webhook(job.id, hook, T0 + timedelta(seconds=5), '{"a":1}')
         return applied.changed, await transcript(s, job)
 
@@ -221,7 +227,7 @@ async def test_a_finishing_webhook_for_a_processing_job(store: Store, reference:
 async def test_a_webhook_that_beats_the_submit_reply(store: Store, reference: Store) -> None:
     async def scenario(s: Store) -> Any:
         job = await queued_job(s, await client_id(s), T0)
-        hook = changes.webhook_reply(reply("success", output=["https://o/3.png"]))
+        hook = changes.webhook_reply(reply("success", output=["https://o.invalid/3.png"]))
         applied = await s.changes.record_webhook(job.id, hook, T0, "{}")
         return applied.changed, await transcript(s, job)
 
@@ -238,19 +244,23 @@ async def test_late_replies_change_nothing_not_even_the_provider_id(
         job = await queued_job(s, await client_id(s), T0)
         processing = (await s.changes.apply_change(job, accepted(T0), T0)).job
         assert processing is not None
-        hook = changes.webhook_reply(reply("success", id=1, output=["https://o/a"]))
+        hook = changes.webhook_reply(reply("success", id=1, output=["https://o.invalid/a"]))
         await s.changes.record_webhook(job.id, hook, T0, "{}")
         late = changes.webhook_reply(reply("error", id=2, message="late"))
         dup = await s.changes.record_webhook(job.id, late, T0 + timedelta(seconds=1), "{}")
         poll = changes.poll_answer(
-            processing, reply("success", id=3, output=["https://o/b"]), T0, POLICY, "sweeper"
+            processing,
+            reply("success", id=3, output=["https://o.invalid/b"]),
+            T0,
+            POLICY,
+            "sweeper",
         )
         stale = await s.changes.apply_change(processing, poll, T0 + timedelta(seconds=2))
         return dup.changed, stale.changed, await transcript(s, job)
 
     dup, stale, t = await agree(store, reference, scenario)
     assert not dup and not stale
-    assert t["job"]["provider_id"] == "1" and t["job"]["output"] == ["https://o/a"]
+    assert t["job"]["provider_id"] == "1" and t["job"]["output"] == ["https://o.invalid/a"]
     assert [e[0] for e in t["events"]].count("ignored") == 2
 
 
@@ -258,7 +268,7 @@ async def test_webhook_tokens_expire_and_bodies_are_capped(store: Store, referen
     async def scenario(s: Store) -> Any:
         job = await queued_job(s, await client_id(s), T0)
         await s.changes.apply_change(job, accepted(T0), T0)
-        hook = changes.webhook_reply(reply("success", output=["https://o/a"]))
+        hook = changes.webhook_reply(reply("success", output=["https://o.invalid/a"]))
         seen = [await s.changes.record_webhook(job.id, hook, T0, f"{i}") for i in range(13)]
         later = T0 + timedelta(hours=25)
         expired = await s.changes.record_webhook(

@@ -112,7 +112,7 @@ async def rig(store: Store, db_url: str, live: LiveServer) -> AsyncIterator[Rig]
 
 async def finish(rig: Rig, status: JobStatus = JobStatus.SUCCEEDED) -> int:
     job = await processing_job(rig.store, rig.client_id, now(), callback_url=rig.url)
-    fields = {"output": ("https://cdn/x.png",)} if status is JobStatus.SUCCEEDED else {}
+    fields = {"output": ("https://cdn.invalid/x.png",)} if status is JobStatus.SUCCEEDED else {}
     applied = await rig.store.changes.apply_change(job, to(status, **fields), now())
     assert applied.changed
     rig.workers.wake()
@@ -161,7 +161,9 @@ async def test_the_event_carries_the_terminal_job_and_its_version(rig: Rig) -> N
     [seen] = rig.receiver.seen
     body = seen["body"]
     assert body["type"] == "job.succeeded" and body["timestamp"].endswith("Z")
-    assert body["data"]["status"] == "succeeded" and body["data"]["output"] == ["https://cdn/x.png"]
+    assert body["data"]["status"] == "succeeded" and body["data"]["output"] == [
+        "https://cdn.invalid/x.png"
+    ]
     assert body["data"]["callback_status"] == "pending" and isinstance(body["data"]["version"], int)
     job = await rig.store.jobs.get_job_by_id(job_id)
     assert job is not None and job.version > body["data"]["version"]  # delivered bumped it

@@ -14,7 +14,7 @@ from service.store import Store
 from tests.factories import accepted, client_id, processing_job, queued_job
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-BODY = '{"status":"success","output":["https://cdn/x.png"]}'
+BODY = '{"status":"success","output":["https://cdn.invalid/x.png"]}'
 SUCCESS = webhook_reply(parse_reply(json.loads(BODY)))
 
 

@@ -46,7 +46,8 @@ async def test_the_seeds_limits_are_enforced(
 ) -> None:
     client, _ = sim
     r = await client.post(
-        "/image_editing/outpaint", json={"key": "k", "image": "https://x/i.png", field: value}
+        "/image_editing/outpaint",
+        json={"key": "k", "image": "https://x.invalid/i.png", field: value},
     )
     assert r.status_code == 400 and r.json()["status"] == "error" and field in r.json()["message"]
 
@@ -54,7 +55,7 @@ async def test_the_seeds_limits_are_enforced(
 async def test_a_key_and_an_image_are_required(sim: tuple[httpx.AsyncClient, Simulator]) -> None:
     client, _ = sim
     assert (
-        await client.post("/image_editing/outpaint", json={"image": "https://x/i.png"})
+        await client.post("/image_editing/outpaint", json={"image": "https://x.invalid/i.png"})
     ).status_code == 401
     assert (await client.post("/image_editing/outpaint", json={"key": "k"})).status_code == 400
 

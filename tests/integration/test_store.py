@@ -38,7 +38,7 @@ async def test_a_transition_is_compare_and_set_on_the_expected_state(store: Stor
     cid = await client_id(store)
     job = await processing_job(store, cid, T0)
     done = await store.changes.apply_change(
-        job, Change("webhook", JobStatus.SUCCEEDED, Fields(output=("https://x/1.png",))), T0
+        job, Change("webhook", JobStatus.SUCCEEDED, Fields(output=("https://x.invalid/1.png",))), T0
     )
     assert done.changed and done.job is not None and done.job.status is JobStatus.SUCCEEDED
     # The same snapshot applied again (a duplicate webhook, a late poll) changes nothing.
@@ -47,7 +47,7 @@ async def test_a_transition_is_compare_and_set_on_the_expected_state(store: Stor
     )
     assert not again.changed
     assert again.job is not None and again.job.status is JobStatus.SUCCEEDED
-    assert again.job.provider_status is None and again.job.output == ["https://x/1.png"]
+    assert again.job.provider_status is None and again.job.output == ["https://x.invalid/1.png"]
     kinds = [e.kind for e in await store.jobs.list_events(job.id)]
     assert kinds.count("ignored") == 1
 
@@ -220,9 +220,9 @@ async def test_idempotency_keys_expire_after_24_hours(store: Store) -> None:
 async def test_webhook_is_recorded_raw_counted_and_applied_in_one_go(store: Store) -> None:
     cid = await client_id(store)
     job = await processing_job(store, cid, T0)
-    body = '{"status":"success","output":["https://x/1.png"]}'
+    body = '{"status":"success","output":["https://x.invalid/1.png"]}'
     applied = await store.changes.record_webhook(
-        job.id, to(JobStatus.SUCCEEDED, output=("https://x/1.png",)), T0, body
+        job.id, to(JobStatus.SUCCEEDED, output=("https://x.invalid/1.png",)), T0, body
     )
     assert applied.changed and applied.job is not None
     assert applied.job.webhooks == 1 and applied.job.status is JobStatus.SUCCEEDED

@@ -9,7 +9,7 @@ import pytest
 from service.domain.replies import ReplyKind
 from service.provider.client import ModelsLabClient, ProviderRejected, RetryableProviderError
 
-BASE = "https://modelslab.com/api/v6"
+BASE = "https://modelslab.invalid/api/v6"
 
 
 def client_for(handler: object) -> ModelsLabClient:
@@ -25,13 +25,15 @@ async def test_submit_sends_key_webhook_and_integer_track_id() -> None:
         return httpx.Response(200, json={"status": "processing", "eta": 3.5, "id": 1})
 
     c = client_for(handler)
-    reply = await c.submit({"image": "https://x/i.png", "width": 256}, "https://me/webhook", 42)
+    reply = await c.submit(
+        {"image": "https://x.invalid/i.png", "width": 256}, "https://me.invalid/webhook", 42
+    )
     await c.aclose()
     assert seen["url"] == f"{BASE}/image_editing/outpaint"
     body = seen["body"]
     assert isinstance(body, dict)
     assert body["key"] == "secret-key" and body["track_id"] == 42
-    assert body["webhook"] == "https://me/webhook" and body["width"] == 256
+    assert body["webhook"] == "https://me.invalid/webhook" and body["width"] == 256
     assert reply.kind is ReplyKind.PROCESSING and reply.eta_seconds == 3.5
 
 
@@ -78,7 +80,7 @@ async def test_verdicts_are_not_retried(status: int) -> None:
 
     c = client_for(handler)
     with pytest.raises(ProviderRejected) as info:
-        await c.submit({}, "https://me/w", 1)
+        await c.submit({}, "https://me.invalid/w", 1)
     await c.aclose()
     assert info.value.status_code == status and info.value.message == "no credits"
 
@@ -104,10 +106,12 @@ async def test_fetch_uses_fetch_result_on_the_provider_host_only() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         urls.append(str(request.url))
         assert json.loads(request.content) == {"key": "secret-key"}
-        return httpx.Response(200, json={"status": "success", "output": ["https://cdn/x.png"]})
+        return httpx.Response(
+            200, json={"status": "success", "output": ["https://cdn.invalid/x.png"]}
+        )
 
     c = client_for(handler)
-    await c.fetch("https://modelslab.com/api/v6/image_editing/fetch/5", "5")
+    await c.fetch("https://modelslab.invalid/api/v6/image_editing/fetch/5", "5")
     await c.fetch("https://evil.example.invalid/steal", "6")  # never send the key elsewhere
     await c.fetch(None, "7")
     await c.aclose()
@@ -136,7 +140,7 @@ async def test_an_error_that_speaks_of_the_queue_is_retried_like_a_429(message: 
         )
     )
     with pytest.raises(RetryableProviderError) as info:
-        await c.submit({"image": "https://x/i.png"}, "https://me/webhook", 1)
+        await c.submit({"image": "https://x.invalid/i.png"}, "https://me.invalid/webhook", 1)
     await c.aclose()
     assert info.value.kind == "rate_limited" and info.value.retry_after == 7
 
@@ -157,11 +161,11 @@ async def test_a_retry_after_date_is_read() -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "https://modelslab.com.evil.invalid/steal",
-        "https://modelslab.com:444/api/v6/image_editing/fetch/5",
-        "http://modelslab.com/api/v6/image_editing/fetch/5",
-        "https://user@modelslab.com/api/v6/image_editing/fetch/5",
-        "https://evilmodelslab.com/x",
+        "https://modelslab.invalid.evil.invalid/steal",
+        "https://modelslab.invalid:444/api/v6/image_editing/fetch/5",
+        "http://modelslab.invalid/api/v6/image_editing/fetch/5",
+        "https://user@modelslab.invalid/api/v6/image_editing/fetch/5",
+        "https://evilmodelslab.invalid/x",
     ],
 )
 async def test_a_fetch_result_off_the_providers_origin_is_not_used(url: str) -> None:

@@ -27,9 +27,10 @@ def test_says_overdue_past_the_eta() -> None:
 @freeze_time("2026-11-25 12:00:00")
 def test_ends_with_the_output_or_the_error() -> None:
     done = progress_line(
-        {**BASE, "status": "succeeded", "output": ["https://x/1.png"], "webhooks": 1}, utcnow()
+        {**BASE, "status": "succeeded", "output": ["https://x.invalid/1.png"], "webhooks": 1},
+        utcnow(),
     )
-    assert done.endswith("https://x/1.png") and "eta" not in done
+    assert done.endswith("https://x.invalid/1.png") and "eta" not in done
     failed = progress_line(
         {**BASE, "status": "failed", "error": {"code": "provider_error", "message": "NSFW"}},
         utcnow(),

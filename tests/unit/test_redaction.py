@@ -35,9 +35,9 @@ async def test_the_client_never_returns_our_key_or_webhook_url() -> None:
         )
 
     client = ModelsLabClient(
-        "https://modelslab.com/api/v6", KEY, transport=httpx.MockTransport(echo)
+        "https://modelslab.invalid/api/v6", KEY, transport=httpx.MockTransport(echo)
     )
-    reply = await client.submit({"image": "https://x/i.png"}, HOOK, 42)
+    reply = await client.submit({"image": "https://x.invalid/i.png"}, HOOK, 42)
     assert KEY not in json.dumps(reply.raw) and HOOK not in json.dumps(reply.raw)
     assert reply.message == f"key {REDACTED}"
 
@@ -45,7 +45,7 @@ async def test_the_client_never_returns_our_key_or_webhook_url() -> None:
         return httpx.Response(401, json={"message": f"Invalid key {KEY}"})
 
     client = ModelsLabClient(
-        "https://modelslab.com/api/v6", KEY, transport=httpx.MockTransport(refuse)
+        "https://modelslab.invalid/api/v6", KEY, transport=httpx.MockTransport(refuse)
     )
     try:
         await client.fetch(None, "1")

@@ -15,7 +15,7 @@ def test_processing_reply_with_float_eta_and_fetch_result() -> None:
         {
             "status": "processing",
             "eta": 146.58,
-            "fetch_result": "https://modelslab.com/api/v6/image_editing/fetch/123",
+            "fetch_result": "https://modelslab.invalid/api/v6/image_editing/fetch/123",
             "id": 123,
             "output": [],
             "future_links": [OUT],
