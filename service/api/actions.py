@@ -14,7 +14,7 @@ from starlette.routing import Route
 from service.api.auth import can_read
 from service.api.context import ctx_of
 from service.api.lookup import writable_job
-from service.api.problems import Problem, not_found
+from service.api.problems import Problem, not_found, rate_limited
 from service.api.representations import job_json
 from service.domain import changes
 from service.domain.jobs import Job
@@ -93,13 +93,7 @@ async def refresh_job(request: Request) -> Response:
         job = await ctx.store.jobs.get_job_by_id(job.id) or job
         wait = _refresh_wait(job, now, interval)
         if wait is not None:
-            raise Problem(
-                429,
-                "Too many requests",
-                f"A job is refreshed at most once every {interval:g} s.",
-                type_="rate-limited",
-                headers={"Retry-After": str(wait)},
-            )
+            raise rate_limited(f"A job is refreshed at most once every {interval:g} s.", wait)
     elif job.status is JobStatus.QUEUED:
         ctx.wake(Wake.JOB_CREATED)
     return _answer(principal, job, 202)

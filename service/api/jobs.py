@@ -18,7 +18,7 @@ from service.api.bodies import parse_json, read_body
 from service.api.context import ctx_of
 from service.api.lookup import visible_job
 from service.api.params import int_param
-from service.api.problems import Problem, validation_problem
+from service.api.problems import Problem, rate_limited, validation_problem
 from service.api.representations import decode_cursor, encode_cursor, job_json
 from service.api.waiting import finished_or_past, hold, prefer_wait, wait_params
 from service.domain.jobs import Job
@@ -106,12 +106,9 @@ async def create_job(request: Request) -> Response:
         case KeyReused():
             raise _idempotency_conflict()
         case RateLimited(retry_in):
-            raise Problem(
-                429,
-                "Too many requests",
+            raise rate_limited(
                 f"At most {s.client_jobs_per_minute} jobs a minute per client.",
-                type_="rate-limited",
-                headers={"Retry-After": str(math.ceil(retry_in))},
+                math.ceil(retry_in),
             )
         case AtCap():
             raise Problem(

@@ -70,6 +70,17 @@ def not_found(what: str = "Job") -> Problem:
     return Problem(404, "Not found", f"{what} not found.", type_="not-found")
 
 
+def rate_limited(detail: str, retry_after_seconds: int) -> Problem:
+    """429 with `Retry-After`: a limit a client may retry after, once it has passed."""
+    return Problem(
+        429,
+        "Too many requests",
+        detail,
+        type_="rate-limited",
+        headers={"Retry-After": str(retry_after_seconds)},
+    )
+
+
 async def handle_problem(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     return exc.response()

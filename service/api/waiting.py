@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from service.api.context import ApiContext
 from service.api.params import ascii_int, int_param
-from service.api.problems import Problem
+from service.api.problems import Problem, rate_limited
 from service.domain.jobs import Job
 from service.domain.states import TERMINAL
 from service.workers.watchers import TooManyWaiters, Waiter
@@ -55,12 +55,9 @@ def finished_or_past(since_version: int | None) -> Callable[[Job], bool]:
 
 def too_many_waiters(exc: TooManyWaiters) -> Problem:
     scope = "this client" if exc.scope == "client" else "this server"
-    return Problem(
-        429,
-        "Too many requests",
+    return rate_limited(
         f"Too many waiting requests for {scope}; retry, or poll without waiting.",
-        type_="rate-limited",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        RETRY_AFTER_SECONDS,
     )
 
 

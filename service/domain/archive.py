@@ -86,27 +86,21 @@ def status_of(results: list[Result]) -> str:
     return DONE if results and all(isinstance(r, Stored) for r in results) else FAILED
 
 
+_STORED_FIELDS = ("object_key", "sha256", "bytes", "width", "height", "content_type")
+
+
+def record(result: Result) -> dict[str, Any]:
+    """Every field of one output's result, None where it has none (a job_outputs row)."""
+    if isinstance(result, Stored):
+        fields, error = {k: getattr(result, k) for k in _STORED_FIELDS}, None
+    else:
+        fields, error = dict.fromkeys(_STORED_FIELDS), result.reason
+    return {"n": result.n, "provider_url": result.provider_url, **fields, "error": error}
+
+
 def output_json(result: Result, url: str) -> dict[str, Any]:
     """One entry of a job's `outputs`: our durable `url` (None when not stored) beside the
     provider's, with the checksum and shape; `error` says why an output is not stored."""
-    if isinstance(result, Stored):
-        return {
-            "url": url,
-            "provider_url": result.provider_url,
-            "sha256": result.sha256,
-            "bytes": result.bytes,
-            "width": result.width,
-            "height": result.height,
-            "content_type": result.content_type,
-            "error": None,
-        }
-    return {
-        "url": None,
-        "provider_url": result.provider_url,
-        "sha256": None,
-        "bytes": None,
-        "width": None,
-        "height": None,
-        "content_type": None,
-        "error": result.reason,
-    }
+    fields = record(result)
+    del fields["n"], fields["object_key"]  # the index is the position; the key is ours
+    return {"url": url if isinstance(result, Stored) else None, **fields}

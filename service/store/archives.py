@@ -4,6 +4,7 @@ and its held callback released)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,7 +108,7 @@ class ArchiveStore:
             "attempts": task.attempts + 1,
         }
         error = ", ".join(sorted(set(failed.values()))) or None
-        counts = _counts(results, +1)
+        counts = _counts(results)
         postgresql = self.db.is_postgresql
 
         def tx(conn: Connection) -> bool:
@@ -192,42 +193,17 @@ class ArchiveStore:
         )
 
 
-def _counts(results: Sequence[archive.Result], sign: int) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _counts(results: Sequence[archive.Result]) -> Counter[str]:
+    """How a settle moves archive_counts: stored objects and bytes, failures by reason."""
+    counts: Counter[str] = Counter()
     for r in results:
         if isinstance(r, archive.Stored):
-            counts["stored"] = counts.get("stored", 0) + sign
-            counts["stored_bytes"] = counts.get("stored_bytes", 0) + sign * r.bytes
+            counts["stored"] += 1
+            counts["stored_bytes"] += r.bytes
         else:
-            counts[f"failed:{r.reason}"] = counts.get(f"failed:{r.reason}", 0) + sign
+            counts[f"failed:{r.reason}"] += 1
     return counts
 
 
 def _row(job_id: int, result: archive.Result, now: datetime) -> dict[str, Any]:
-    if isinstance(result, archive.Stored):
-        return {
-            "job_id": job_id,
-            "n": result.n,
-            "provider_url": result.provider_url,
-            "object_key": result.object_key,
-            "sha256": result.sha256,
-            "bytes": result.bytes,
-            "width": result.width,
-            "height": result.height,
-            "content_type": result.content_type,
-            "error": None,
-            "stored_at": now,
-        }
-    return {
-        "job_id": job_id,
-        "n": result.n,
-        "provider_url": result.provider_url,
-        "object_key": None,
-        "sha256": None,
-        "bytes": None,
-        "width": None,
-        "height": None,
-        "content_type": None,
-        "error": result.reason,
-        "stored_at": now,
-    }
+    return {"job_id": job_id, **archive.record(result), "stored_at": now}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -133,3 +134,14 @@ class Health:
 
 
 HEALTH = Health()
+
+
+def report_failure(where: str, logger: logging.Logger) -> None:
+    """The exception being handled, in a background loop: the database being away is an
+    outage (one line per kind per interval); anything else a fault, with its traceback."""
+    exc = sys.exc_info()[1]
+    kind = unavailable(exc) if exc is not None else None
+    if kind is not None:
+        HEALTH.failed(kind, where)
+    else:
+        logger.exception("%s failed unexpectedly", where)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from service.domain.retention import prune_cutoff
 from service.domain.states import TERMINAL
 from service.domain.wakeups import Wake
 from service.store.archives import ArchiveTask
-from service.store.health import HEALTH, unavailable
+from service.store.health import report_failure
 from service.store.listener import Listener
 from service.store.queries import WAKE_CHANNEL
 from service.store.records import Applied, Delivery
@@ -49,17 +48,6 @@ class Loop(Generic[T]):
     wake: asyncio.Event | None = None
     budget: RateBudget | None = None
     calls_provider: bool = False  # claims wait on the provider's circuit
-
-
-def _report(where: str) -> None:
-    """An exception in a loop: the database being away is an outage (one line per kind per
-    interval); anything else a fault, with its traceback."""
-    exc = sys.exc_info()[1]
-    kind = unavailable(exc) if exc is not None else None
-    if kind is not None:
-        HEALTH.failed(kind, where)
-    else:
-        log.exception("%s failed unexpectedly", where)
 
 
 def _log_ids(item: Job | Delivery | ArchiveTask) -> tuple[str | None, int | None, str]:
@@ -210,7 +198,7 @@ class Workers:
         try:
             await self.ctx.store.changes.release_claims(self.owner)
         except Exception:
-            _report(f"releasing the claims of {self.owner}")
+            report_failure(f"releasing the claims of {self.owner}", log)
         log.info("workers stopped")
 
     async def _retention(self) -> None:
@@ -227,7 +215,7 @@ class Workers:
                 if deleted:
                     log.info("retention: deleted %d finished jobs", deleted)
             except Exception:
-                _report("retention")
+                report_failure("retention", log)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), s.retention_interval_seconds)
 
@@ -268,7 +256,7 @@ class Workers:
         except asyncio.CancelledError:
             raise
         except Exception:
-            _report(f"{loop.name}: {name} (its lease will expire)")
+            report_failure(f"{loop.name}: {name} (its lease will expire)", log)
 
     async def _run(self, loop: Loop[T]) -> None:
         name, claim, capacity, budget = loop.name, loop.claim, loop.capacity, loop.budget
@@ -294,7 +282,7 @@ class Workers:
                     try:
                         claimed = await claim(free)
                     except Exception:
-                        _report(f"{name}: claim")
+                        report_failure(f"{name}: claim", log)
                     if loop.calls_provider:
                         self.ctx.provider.unused(granted, len(claimed))
                     if budget is not None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from service import rollup
 from service.store import Store
-from service.store.health import HEALTH, unavailable
+from service.store.health import report_failure
 
 log = logging.getLogger("service.series")
 
@@ -69,9 +69,5 @@ class SeriesFlusher:
                 return
             try:
                 await self.flush()
-            except Exception as exc:
-                kind = unavailable(exc)
-                if kind is not None:
-                    HEALTH.failed(kind, "series")
-                else:
-                    log.exception("series flush failed")
+            except Exception:
+                report_failure("series flush", log)
