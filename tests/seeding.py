@@ -9,21 +9,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 COLUMNS = (
     "public_id, client_id, status, request, request_hash, output, created_at, updated_at,"
-    " completed_at, next_poll_at, metadata"
+    " completed_at, next_poll_at, metadata, provider_id, idempotency_key"
 )
 
 
 async def seed_jobs(
     conn: AsyncConnection, client_id: int, n: int, status: str, at: datetime, tag: str
 ) -> None:
-    """`n` jobs in `status`; finished ones completed at `at`, unfinished ones due at `at`."""
+    """`n` jobs in `status`; finished ones completed at `at`, unfinished ones due at `at`;
+    each with an Idempotency-Key, and a provider id once past queued."""
     finished = status not in ("queued", "processing")
+    provider_id = "NULL" if status == "queued" else f"'prov_{tag}_' || {{g}}"
     if conn.dialect.name == "postgresql":
         sql = f"""
             INSERT INTO jobs ({COLUMNS})
             SELECT 'job_{tag}_' || g, :client, :status, '{{}}'::jsonb, 'seed', '[]'::jsonb,
                    :at, :at, {":at" if finished else "NULL"}, {"NULL" if finished else ":at"},
-                   '{{}}'::jsonb
+                   '{{}}'::jsonb, {provider_id.format(g="g")}, 'key_{tag}_' || g
             FROM generate_series(1, :n) AS g
         """
     else:
@@ -31,7 +33,8 @@ async def seed_jobs(
             INSERT INTO jobs ({COLUMNS})
             WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n)
             SELECT 'job_{tag}_' || x, :client, :status, '{{}}', 'seed', '[]',
-                   :at, :at, {":at" if finished else "NULL"}, {"NULL" if finished else ":at"}, '{{}}'
+                   :at, :at, {":at" if finished else "NULL"}, {"NULL" if finished else ":at"}, '{{}}',
+                   {provider_id.format(g="x")}, 'key_{tag}_' || x
             FROM g
         """
     at_value: object = (
@@ -98,3 +101,35 @@ async def seed_minutes(conn: AsyncConnection, until: datetime, days: int = 8) ->
         """
         at = until.replace(tzinfo=None).isoformat(sep=" ")
     await conn.execute(text(sql), {"until": at, "n": minutes})
+
+
+def _numbers(conn: AsyncConnection, alias: str) -> str:
+    """A FROM item of the numbers 1 to :n, as `alias(x)`."""
+    if conn.dialect.name == "postgresql":
+        return f"generate_series(1, :n) AS {alias}(x)"
+    return (
+        "(WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n)"
+        f" SELECT x FROM g) AS {alias}"
+    )
+
+
+async def seed_usage(conn: AsyncConnection, until: datetime, clients: int = 100) -> None:
+    """`clients` more clients, each with generations on every one of the 400 days up to
+    `until`: the usage table after a year and more."""
+    postgresql = conn.dialect.name == "postgresql"
+    await conn.execute(
+        text(
+            "INSERT INTO clients (name, callback_secret, created_at)"
+            f" SELECT 'seed-client-' || c.x, 'whsec_seed', :at FROM {_numbers(conn, 'c')}"
+        ),
+        {"n": clients, "at": until if postgresql else until.replace(tzinfo=None).isoformat(" ")},
+    )
+    day = "CAST(:until AS date) - d.x" if postgresql else "date(:until, '-' || d.x || ' days')"
+    await conn.execute(
+        text(
+            "INSERT INTO usage_days (day, client_id, generations)"
+            f" SELECT {day}, c.id, 3 FROM clients AS c, {_numbers(conn, 'd')}"
+            " WHERE c.name LIKE 'seed-client-%'"
+        ),
+        {"n": 400, "until": until.date() if postgresql else until.date().isoformat()},
+    )

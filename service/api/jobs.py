@@ -6,8 +6,11 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from pydantic import ValidationError
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -17,7 +20,7 @@ from service.api.auth import JOBS_READ, JOBS_WRITE, OPS_READ, require, visible_c
 from service.api.bodies import parse_json, read_body
 from service.api.context import ctx_of
 from service.api.lookup import visible_job
-from service.api.params import int_param
+from service.api.params import CLIENT_NAME, SEARCH, int_param, invalid, pattern_param
 from service.api.problems import Problem, rate_limited, validation_problem
 from service.api.representations import decode_cursor, encode_cursor, job_json
 from service.api.waiting import finished_or_past, hold, prefer_wait, wait_params
@@ -31,6 +34,7 @@ from service.store.records import AtCap, Created, CreationLimits, KeyReused, Rat
 log = logging.getLogger("service.api.jobs")
 
 MAX_IDEMPOTENCY_KEY = 200
+T = TypeVar("T")
 
 
 _IDEMPOTENCY_KEY = re.compile(r"[!-~](?:[ -~]{0,198}[!-~])?")  # as the API document says
@@ -146,28 +150,54 @@ async def get_job(request: Request) -> Response:
     return _job_response(job)
 
 
-async def list_jobs(request: Request) -> Response:
-    principal = await require(request, JOBS_READ, OPS_READ)
-    params = request.query_params
-    errors = []
-    status: JobStatus | None = None
-    if "status" in params:
+def _list_params(
+    params: QueryParams,
+) -> tuple[JobStatus | None, int, str | None, str | None]:
+    """`status`, `limit`, `client` and `q`, or one 422 naming every bad parameter."""
+    errors: list[dict[str, str]] = []
+
+    def read(parse: Callable[[], T], default: T) -> T:
         try:
-            status = JobStatus(params["status"])
-        except ValueError:
-            errors.append({"field": "status", "message": "unknown status", "type": "enum"})
-    try:
-        limit = int_param(params, "limit", 1, 100, 20)
-    except Problem as problem:
-        errors.extend(problem.errors or [])
+            return parse()
+        except Problem as problem:
+            errors.extend(problem.errors or [])
+            return default
+
+    status = read(lambda: _status_param(params), None)
+    limit = read(lambda: int_param(params, "limit", 1, 100, 20), 20)
+    client = read(lambda: pattern_param(params, "client", CLIENT_NAME), None)
+    match = read(lambda: pattern_param(params, "q", SEARCH), None)
     if errors:
         raise Problem(
             422, "Invalid request", "Invalid query parameters.", type_="validation", errors=errors
         )
+    return status, limit, client, match
+
+
+def _status_param(params: QueryParams) -> JobStatus | None:
+    if "status" not in params:
+        return None
+    try:
+        return JobStatus(params["status"])
+    except ValueError:
+        raise invalid("status", "unknown status", "enum") from None
+
+
+async def list_jobs(request: Request) -> Response:
+    """Newest first; `status`, `client` (a client's name: ops keys see every client's) and
+    `q` (a job id, track id, provider id or Idempotency-Key) narrow the list."""
+    principal = await require(request, JOBS_READ, OPS_READ)
+    params = request.query_params
+    status, limit, client, match = _list_params(params)
     before = decode_cursor(params["cursor"]) if "cursor" in params else None
-    items = await ctx_of(request).store.jobs.list_jobs(
-        visible_client(principal), status, before, limit + 1
-    )
+    store = ctx_of(request).store
+    client_id = visible_client(principal)
+    if client is not None:
+        named = await store.clients.client_id_of(client)
+        if named is None or client_id not in (None, named):  # no such client, or not ours
+            return JSONResponse({"items": [], "next_cursor": None})
+        client_id = named
+    items = await store.jobs.list_jobs(client_id, status, before, limit + 1, match)
     page, more = items[:limit], len(items) > limit
     return JSONResponse(
         {

@@ -212,6 +212,20 @@ def _paths() -> dict[str, Any]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                     },
                     CURSOR,
+                    {
+                        "name": "client",
+                        "in": "query",
+                        "description": "Only this client's jobs (its name; ops keys see every "
+                        "client's, other keys only their own: another name lists nothing)",
+                        "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
+                    },
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "description": "Only the jobs this names exactly: a job id, a `track_id`, "
+                        "a provider id or an `Idempotency-Key`",
+                        "schema": {"type": "string", "pattern": "^[ -~]{1,200}$"},
+                    },
                 ],
             ),
         },
@@ -372,6 +386,15 @@ def _paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/v1/me": {
+            "get": _operation(
+                "getMe",
+                "keys",
+                "The calling key: its client, display prefix and scopes",
+                {"200": _json("Me", "The key")},
+                [],
+            )
+        },
         "/v1/stats/series": {
             "get": _operation(
                 "getStatsSeries",
@@ -454,6 +477,7 @@ def build_document() -> dict[str, Any]:
         "tags": [
             {"name": "jobs", "description": "Create, read, wait for and act on jobs"},
             {"name": "stats", "description": "Figures for ops (ops:read)"},
+            {"name": "keys", "description": "The calling key"},
             {"name": "callbacks", "description": "What a job POSTs to its callback_url"},
         ],
         "paths": _paths(),

@@ -11,6 +11,8 @@ from service.api.problems import Problem
 
 _DIGITS = re.compile(r"[0-9]{1,18}")  # never str.isdigit(): it takes "²", which int() refuses
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+CLIENT_NAME = re.compile(r"[!-~]{1,200}")  # as the API document says
+SEARCH = re.compile(r"[ -~]{1,200}")  # printable ASCII: ids, and any Idempotency-Key
 
 
 def invalid(field: str, message: str, type_: str = "value") -> Problem:
@@ -50,3 +52,13 @@ def text_param(params: Mapping[str, str], name: str, max_length: int = 200) -> s
 def is_job_id(text: str) -> bool:
     """Could this be one of our public job ids? (Keeps NUL and odd text out of queries.)"""
     return _JOB_ID.fullmatch(text) is not None
+
+
+def pattern_param(params: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str | None:
+    """The parameter if it matches `pattern` whole (the API document's own pattern)."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not pattern.fullmatch(raw):
+        raise invalid(name, f"must match {pattern.pattern}", "pattern")
+    return raw

@@ -195,6 +195,14 @@ class CallbackReplay(BaseModel):
     attempts: int
 
 
+class Me(BaseModel):
+    """The calling key: whose it is and what it may do."""
+
+    client: str = Field(description="The client the key belongs to")
+    key_prefix: str = Field(description="The key's display prefix (events name the acting key)")
+    scopes: list[Literal["jobs:write", "jobs:read", "ops:read", "admin"]]
+
+
 class CallbackEvent(BaseModel):
     """What a job's callback POSTs when it finishes, signed per Standard Webhooks."""
 
@@ -213,4 +221,5 @@ MODELS: list[type[BaseModel]] = [
     Stats,
     Series,
     CallbackEvent,
+    Me,
 ]

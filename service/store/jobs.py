@@ -68,9 +68,13 @@ class JobStore:
         status: JobStatus | None,
         before_id: int | None,
         limit: int,
+        match: str | None = None,
     ) -> list[Job]:
+        """Newest first; `client_id` None for every client's; `match` a job id, track id,
+        provider id or Idempotency-Key naming the jobs to keep."""
         async with self.db.read() as conn:
-            rows = (await conn.execute(q.list_jobs(client_id, status, before_id, limit))).all()
+            statement = q.list_jobs(client_id, status, before_id, limit, match)
+            rows = (await conn.execute(statement)).all()
         return [job_from_row(r) for r in rows]
 
     async def list_events(

@@ -175,14 +175,29 @@ def get_job_by_idempotency_key(client_id: int, key: str) -> Select[Any]:
 
 
 def list_jobs(
-    client_id: int | None, status: JobStatus | None, before_id: int | None, limit: int
+    client_id: int | None,
+    status: JobStatus | None,
+    before_id: int | None,
+    limit: int,
+    match: str | None = None,
 ) -> Select[Any]:
-    """Newest first, keyset-paginated on the primary key."""
+    """Newest first, keyset-paginated on the primary key; `match` keeps the jobs it names
+    exactly: by public id, track id (the primary key), provider id or Idempotency-Key,
+    each an index (ops search every client's jobs by it)."""
     stmt = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
     if client_id is not None:
         stmt = stmt.where(jobs.c.client_id == client_id)
     if status is not None:
         stmt = stmt.where(jobs.c.status == status.value)
+    if match is not None:
+        names = [
+            jobs.c.public_id == match,
+            jobs.c.provider_id == match,
+            jobs.c.idempotency_key == match,
+        ]
+        if match.isascii() and match.isdigit() and len(match) <= 18:
+            names.append(jobs.c.id == int(match))
+        stmt = stmt.where(or_(*names))
     if before_id is not None:
         stmt = stmt.where(jobs.c.id < before_id)
     return stmt

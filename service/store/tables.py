@@ -138,6 +138,20 @@ jobs = Table(
         sqlite_where=text(UNFINISHED_SQL),
     ),
     Index("ix_jobs_status_id", "status", "id"),
+    # Finding one job (GET /v1/jobs?q=): by the provider's id, or by an Idempotency-Key
+    # across clients (one client's own search uses the unique key above).
+    Index(
+        "ix_jobs_provider_id",
+        "provider_id",
+        postgresql_where=text("provider_id IS NOT NULL"),
+        sqlite_where=text("provider_id IS NOT NULL"),
+    ),
+    Index(
+        "ix_jobs_idempotency_key",
+        "idempotency_key",
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
 )
 
 job_events = Table(

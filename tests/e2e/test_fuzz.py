@@ -114,11 +114,12 @@ def test_the_document_lists_the_public_routes_only(server: dict[str, Any]) -> No
         "/v1/jobs/{job_id}/callbacks/replay",
         "/v1/stats",
         "/v1/stats/series",
+        "/v1/me",
     }
     tags = {op["tags"][0] for path in doc["paths"].values() for op in path.values()}
-    assert tags == {"jobs", "stats"}
+    assert tags == {"jobs", "stats", "keys"}
     ids = [op["operationId"] for path in doc["paths"].values() for op in path.values()]
-    assert len(ids) == len(set(ids)) == 10
+    assert len(ids) == len(set(ids)) == 11
     assert set(doc["webhooks"]) == {"job.succeeded", "job.failed", "job.timed_out", "job.canceled"}
 
 

@@ -1,6 +1,6 @@
-"""With 200,000 finished jobs in the table, every claim and every stats query reads an
-index, never the table. (PostgreSQL `EXPLAIN`; SQLite `EXPLAIN QUERY PLAN`.) One seeded
-table per backend, all plans checked against it."""
+"""With 1,000,000 finished jobs in the table, every claim, every stats and series query and
+every search reads an index, never the table. (PostgreSQL `EXPLAIN`; SQLite `EXPLAIN QUERY
+PLAN`.) One seeded table per backend, all plans checked against it."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.seeding import (
     seed_done_archives,
     seed_jobs,
     seed_minutes,
+    seed_usage,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -41,15 +42,35 @@ QUERIES: list[tuple[str, Any, str | None]] = [
     ("stored outputs to delete", qa.stored_of_finished(NOW - timedelta(days=2), 500), None),
     ("prune keeping stored outputs", q.prune_batch(NOW - timedelta(days=2), 500, True), None),
     # the primary key: pk_stats_minutes, or SQLite's sqlite_autoindex_stats_minutes_1
-    ("series, 1 h", qs.minutes_since(NOW - timedelta(hours=1)), "stats_minutes"),
-    ("series, 24 h", qs.minutes_since(NOW - timedelta(days=1)), "stats_minutes"),
+    ("series, 1 h", qs.minutes_since(NOW - timedelta(hours=1)), "_stats_minutes"),
+    ("series, 24 h", qs.minutes_since(NOW - timedelta(days=1)), "_stats_minutes"),
+    ("series, 7 d", qs.minutes_since(NOW - timedelta(days=7)), "_stats_minutes"),
+    # the primary key: pk_usage_days, or SQLite's sqlite_autoindex_usage_days_1
+    ("usage", qs.usage_since((NOW - timedelta(days=6)).date()), "_usage_days"),
+]
+# The lists (GET /v1/jobs): a search names every way at once, each by its own index (the
+# provider id's shows the OR is not a filter on a scan). The client's id is known only once
+# seeded: (name, one client's?, state or None, match, the index it must use, or None).
+LISTS: list[tuple[str, bool, JobStatus | None, str | None, str | None]] = [
+    ("find by any name", False, None, "job_f1_777", "ix_jobs_provider_id"),
+    ("find by any name, a track id", False, None, "123456", "ix_jobs_provider_id"),
+    ("find by any name, one client", True, None, "key_f2_99", "ix_jobs_provider_id"),
+    ("one client's list", True, None, None, None),
+    ("list by state", False, JobStatus.PROCESSING, None, None),
 ]
 
 
 def full_scan(explained: str) -> bool:
     return any(
         f"Seq Scan on {t}" in explained or f"SCAN {t}" in explained.replace(f"SCAN {t} USING", "")
-        for t in ("jobs", "callback_deliveries", "output_archives", "job_outputs", "stats_minutes")
+        for t in (
+            "jobs",
+            "callback_deliveries",
+            "output_archives",
+            "job_outputs",
+            "stats_minutes",
+            "usage_days",
+        )
     )
 
 
@@ -57,17 +78,22 @@ async def test_every_hot_query_reads_an_index_on_a_big_table(store: Store) -> No
     cid = await client_id(store)
     async with store.engine.begin() as conn:
         for i, status in enumerate(("succeeded", "failed", "timed_out", "canceled")):
-            await seed_jobs(conn, cid, 50_000, status, NOW - timedelta(days=i + 1), f"f{i}")
+            await seed_jobs(conn, cid, 250_000, status, NOW - timedelta(days=i + 1), f"f{i}")
         await seed_jobs(conn, cid, 50, "queued", NOW - timedelta(seconds=5), "q")
         await seed_jobs(conn, cid, 50, "processing", NOW - timedelta(seconds=5), "p")
         await seed_delivered_callbacks(conn)
         await seed_done_archives(conn)
         await seed_minutes(conn, NOW)
+        await seed_usage(conn, NOW)
     async with store.engine.begin() as conn:
         await analyze(conn)
+    lists = [
+        (name, q.list_jobs(cid if mine else None, status, None, 21, match), index)
+        for name, mine, status, match, index in LISTS
+    ]
     problems = []
     async with store.engine.connect() as conn:
-        for name, statement, index in QUERIES:
+        for name, statement, index in [*QUERIES, *lists]:
             explained = await plan(conn, statement)
             if full_scan(explained) or (index is not None and index not in explained):
                 problems.append(f"{name}:\n{explained}")
