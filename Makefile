@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench chaos venv clean
+.PHONY: serve test lint bench chaos screenshots venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ bench: $(STAMP)
 # Needs root (PostgreSQL's tools run as postgres; a tmpfs is mounted). Not part of `make test`.
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
+
+# The README's dashboard screenshots, taken by the dashboard's browser test (SQLite; Debian's
+# chromium: apt-get install chromium).
+screenshots: $(STAMP)
+	mkdir -p docs
+	SCREENSHOT_DIR=docs TEST_DATABASE_URL= $(BIN)/pytest -q tests/e2e/test_dashboard.py -k "overview or job_page"
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests migrations bench

@@ -1,20 +1,34 @@
-"""The dashboard and /docs in headless Chromium (Debian's `chromium`, driven by
-Playwright's Python package): counts, recent failures, a job's events on click, and the
-key never in a URL sent to the server."""
+"""The dashboard and /docs in headless Chromium (Debian's `chromium`, driven by Playwright's
+Python package), as a person would look: jobs in every state made by the real service and
+its simulator (a succeeded job archived, a callback that fails, a job the provider
+refused) and by the store (queued, overdue, timed out, canceled); the overview, the search,
+a job's page with its thumbnail and timeline, and its actions for the keys that may take
+them. Screenshots go to $SCREENSHOT_DIR (`make screenshots` refreshes docs/), else the
+test's temporary directory."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser, Page, async_playwright
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from service.app import create_app
-from service.domain import archive
 from service.domain.changes import JobError
 from service.domain.states import JobStatus
 from tests.conftest import make_settings, now
+from tests.e2e.conftest import FAST
 from tests.factories import client_id, force, processing_job, queued_job, to
 from tests.live import LiveServer
 
@@ -31,6 +45,12 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+BODY = {
+    "image": "https://example.invalid/in.png",
+    "prompt": "a lighthouse",
+    "width": 256,
+    "height": 192,
+}
 
 
 @pytest.fixture
@@ -44,66 +64,178 @@ async def browser():  # type: ignore[no-untyped-def]
         await b.close()
 
 
-async def test_the_dashboard_shows_counts_failures_and_events(
-    db_url: str, live: LiveServer, browser, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    settings = make_settings(
-        db_url, port=live.port, output_store=str(tmp_path / "outputs"), series_flush_seconds=0.1
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    return Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
+
+
+@dataclass
+class World:
+    url: str
+    ops: str  # ops:read
+    admin: str  # admin
+    writer: str  # team-a's jobs:write and ops:read
+    ids: dict[str, str]  # what each job is -> its public id
+    track_ids: dict[str, int]
+
+
+async def _receiver_ok(_request: Request) -> Response:
+    return Response(status_code=204)
+
+
+async def _receiver_broken(_request: Request) -> Response:
+    return Response(status_code=500)
+
+
+async def _until(http: httpx.AsyncClient, job_id: str, done: Any) -> dict[str, Any]:
+    for _ in range(400):
+        job = (await http.get(f"/v1/jobs/{job_id}")).json()
+        if done(job):
+            return job  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} never got there: {job}")
+
+
+@pytest.fixture
+async def world(db_url: str, live: LiveServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """First the whole service with its simulator makes three jobs the real way; then an
+    API-only server on the same database (so nothing moves under the browser) adds the rest."""
+    receiver = LiveServer()
+    await receiver.start(
+        Starlette(
+            routes=[
+                Route("/ok", _receiver_ok, methods=["POST"]),
+                Route("/broken", _receiver_broken, methods=["POST"]),
+            ]
+        )
     )
-    app = create_app(settings, run_workers=False)
+    outputs = str(tmp_path / "outputs")
+    settings = make_settings(
+        db_url,
+        host="127.0.0.1",
+        port=live.port,
+        **FAST,
+        sim_eta_seconds=0.2,
+        eta_grace_seconds=30,
+        output_store=outputs,
+        allow_private_callbacks=True,
+        callback_retry_schedule="0,3600",
+        series_flush_seconds=0.1,
+    )
+    app = create_app(settings)
     await live.start(app)
     store = app.state.ctx.store
-    cid = await client_id(store, "team-a")
-    t = now()
-    await queued_job(store, cid, t)
-    late = await processing_job(store, cid, t - timedelta(minutes=10))
-    await force(store, late.id, eta_at=t - timedelta(minutes=9))
-    failed = await processing_job(store, cid, t)
-    await store.changes.apply_change(
-        failed,
-        to(
-            JobStatus.FAILED,
-            "webhook",
-            error=JobError("provider_error", "NSFW content detected"),
-        ),
-        t,
-    )
-    done = await processing_job(store, cid, t - timedelta(seconds=30))
-    await store.changes.apply_change(done, to(JobStatus.SUCCEEDED, "webhook", output=("u",)), t)
-    # one archive given up on (an output that was not an image), one still pending
-    [task] = await store.archives.claim_archives(t, "w", t + timedelta(seconds=60), 1)
-    unstored = archive.Unstored(0, "u", "not_an_image")
-    assert await store.archives.settle(task, "w", t, [unstored], ["x"])
-    other = await processing_job(store, cid, t - timedelta(seconds=30))
-    await store.changes.apply_change(other, to(JobStatus.SUCCEEDED, "webhook", output=("v",)), t)
-    key, _ = await store.clients.create_key("ops", ["ops:read"], t)
+    raw, _ = await store.clients.create_key("team-a", ["jobs:write", "jobs:read"], now())
+    ids: dict[str, str] = {}
+    async with httpx.AsyncClient(
+        base_url=live.url, headers={"Authorization": f"Bearer {raw}"}, timeout=10
+    ) as http:
+        for name, body, headers in [
+            (
+                "delivered",
+                {**BODY, "callback_url": f"{receiver.url}/ok"},
+                {"Idempotency-Key": "order-ok"},
+            ),
+            ("failing callback", {**BODY, "callback_url": f"{receiver.url}/broken"}, {}),
+            ("refused", {**BODY, "image": "http://127.0.0.1:1/in.png"}, {}),
+        ]:
+            created = await http.post("/v1/jobs", json=body, headers=headers)
+            assert created.status_code == 202, created.text
+            ids[name] = created.json()["id"]
+        await _until(
+            http,
+            ids["delivered"],
+            lambda j: j["archive_status"] == "done" and j["callback_status"] == "delivered",
+        )
+        await _until(http, ids["failing callback"], lambda j: j["callback_status"] == "failing")
+        await _until(http, ids["refused"], lambda j: j["status"] == "failed")
+    await live.stop()
+    await receiver.stop()
 
-    page = await browser.new_page()
+    app = create_app(
+        # no flush of the series while the browser looks: the charts hold the first part's
+        make_settings(db_url, port=live.port, output_store=outputs, series_flush_seconds=3600),
+        run_workers=False,
+    )
+    await live.start(app)
+    store = app.state.ctx.store
+    t = now()
+    ids["queued"] = (await queued_job(store, await client_id(store, "team-b"), t)).public_id
+    team_a = await client_id(store, "team-a")
+    overdue = await processing_job(store, team_a, t - timedelta(minutes=10))
+    await force(store, overdue.id, eta_at=t - timedelta(minutes=9))
+    ids["overdue"] = overdue.public_id
+    late = await processing_job(store, team_a, t - timedelta(hours=2))
+    error = JobError("timed_out", "no result within an hour")
+    await store.changes.apply_change(late, to(JobStatus.TIMED_OUT, "sweeper", error=error), t)
+    ids["timed out"] = late.public_id
+    canceled = await queued_job(store, team_a, t)
+    await store.changes.apply_change(canceled, to(JobStatus.CANCELED, "api"), t)
+    ids["canceled"] = canceled.public_id
+    ops, _ = await store.clients.create_key("ops", ["ops:read"], t)
+    admin, _ = await store.clients.create_key("ops-admin", ["admin"], t)
+    writer, _ = await store.clients.create_key("team-a", ["jobs:write", "ops:read"], t)
+    track_ids = {
+        name: (await store.jobs.get_job(public_id)).id  # type: ignore[union-attr]
+        for name, public_id in ids.items()
+    }
+    return World(live.url, ops, admin, writer, ids, track_ids)
+
+
+async def _open(browser: Browser, url: str) -> tuple[Page, list[str]]:
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    await page.goto(f"{live.url}/dashboard#key={key}")
-    await page.wait_for_selector('#counts .card[data-label="failed"]')
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(url)
+    assert not errors, errors
+    return page, requests
+
+
+async def _rows(page: Page, selector: str) -> list[str]:
+    return [
+        r
+        for r in await page.locator(f"{selector} tr").evaluate_all(
+            "rs => rs.map(r => r.dataset.job)"
+        )
+    ]
+
+
+async def _search(page: Page, q: str = "", state: str = "", client: str = "") -> list[str]:
+    await page.fill("#q", q)
+    await page.select_option("#state", state)
+    await page.fill("#client", client)
+    before = int(await page.get_attribute("#jobs", "data-searched") or 0)
+    await page.click("#search button[type=submit]")
+    await page.wait_for_selector(f'#jobs[data-searched="{before + 1}"]', state="attached")
+    return await _rows(page, "#jobs")
+
+
+async def test_the_overview_shows_every_state_and_finds_jobs(
+    world: World, browser: Browser, shots: Path
+) -> None:
+    page, requests = await _open(browser, f"{world.url}/dashboard#key={world.ops}")
+    await page.wait_for_selector('#counts .card[data-label="canceled"]')
     counts = {
         label: await page.text_content(f'#counts .card[data-label="{label}"] .n')
-        for label in ("queued", "processing", "succeeded", "failed")
+        for label in ("queued", "processing", "succeeded", "failed", "timed_out", "canceled")
     }
-    assert counts == {"queued": "1", "processing": "1", "succeeded": "2", "failed": "1"}
-    archive_cards = {
-        label: await page.text_content(f'#archive .card[data-label="{label}"] .n')
-        for label in ("archive", "archives pending", "not archived: not_an_image")
-    }
-    assert archive_cards == {
-        "archive": "on",
-        "archives pending": "1",
-        "not archived: not_an_image": "1",
+    assert counts == {
+        "queued": "1",
+        "processing": "1",
+        "succeeded": "2",
+        "failed": "1",
+        "timed_out": "1",
+        "canceled": "1",
     }
     assert await page.text_content('#health .card[data-label="overdue"] .n') == "1"
-    assert await page.text_content('#health .card[data-label="completed last hour"] .n') == "3"
-    assert await page.text_content('#health .card[data-label="provider"] .n') == "closed"
+    assert await page.text_content('#health .card[data-label="callbacks failing"] .n') == "1"
+    assert await page.text_content('#archive .card[data-label="outputs stored"] .n') == "2"
     # Over time: six charts drawn by the vendored uPlot from /v1/stats/series; the
-    # throughput chart's first series counts the five jobs created above.
+    # throughput chart's first series counts the three jobs the API created.
     await page.wait_for_function(
-        "document.querySelector('#chart-throughput')?.dataset.total?.startsWith('5,')"
+        "document.querySelector('#chart-throughput')?.dataset.total?.startsWith('3,')"
     )
     assert await page.locator("#charts .chart canvas").count() == 6
     titles = await page.locator("#charts .u-title").all_text_contents()
@@ -115,37 +247,132 @@ async def test_the_dashboard_shows_counts_failures_and_events(
         "Provider errors and 429s",
         "Callback attempts",
     ]
-    total = await page.get_attribute("#chart-throughput", "data-total")
-    assert total is not None and total.split(",")[:3] == ["5", "2", "1"]  # created, ok, failed
+    callbacks = await page.get_attribute("#chart-callbacks", "data-total")
+    assert callbacks is not None and callbacks.split(",")[:2] == ["1", "1"]  # delivered, failing
     await page.click('#windows button[data-window="7d"]')
     await page.wait_for_selector('#chart-throughput[data-window="7d"]')
-    assert await page.locator("#charts .chart canvas").count() == 6
     await page.click('#windows button[data-window="1h"]')
     await page.wait_for_selector('#chart-throughput[data-window="1h"]')
+    usage = await page.text_content("#usage")
+    assert usage is not None and "team-a" in usage
+    # Overdue first among processing jobs; failures with the provider's message.
+    assert await _rows(page, "#processing") == [world.ids["overdue"]]
+    assert "OVERDUE" in (await page.text_content("#processing") or "")
+    failures = await page.text_content("#failures") or ""
+    assert world.ids["refused"] in failures and "may not be fetched" in failures
+    assert world.ids["timed out"] in failures and "no result within an hour" in failures
+    # The job list: every job, newest first; then found by each of its names, and filtered.
+    await page.wait_for_function("document.querySelectorAll('#jobs tr').length === 7")
+    await page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+    assert await _search(page, q="order-ok") == [world.ids["delivered"]]
+    tracked = str(world.track_ids["failing callback"])
+    assert await _search(page, q=tracked) == [world.ids["failing callback"]]
+    assert await _search(page, q=world.ids["refused"]) == [world.ids["refused"]]
+    assert await _search(page, state="failed") == [world.ids["refused"]]
+    assert await _search(page, client="team-b") == [world.ids["queued"]]
+    assert await _search(page, state="queued", client="team-a") == []
+    assert await _search(page, q="nothing-like-it") == []
     # Live: it polls, and says when it last heard from the service.
     status = await page.text_content("#status")
     assert status is not None and status.startswith("last heard from the service ")
     assert "stale" not in (await page.get_attribute("#status", "class") or "")
-    failures = await page.text_content("#failures")
-    assert failed.public_id in failures and "NSFW content detected" in failures
-    assert "OVERDUE" in await page.text_content("#processing")
-    # Click a failure: its events appear.
-    await page.click(f'#failures tr[data-job="{failed.public_id}"]')
-    await page.wait_for_selector("#events tbody tr")
-    events = await page.text_content("#events")
-    assert "processing → failed" in events and "webhook" in events
+    # A row opens the job's page.
+    await _search(page)
+    await page.click(f'#jobs tr[data-job="{world.ids["refused"]}"]')
+    await page.wait_for_selector(f'#actions[data-for^="{world.ids["refused"]}@"]')
+    assert await page.is_visible("#job-view") and not await page.is_visible("#overview")
     # The key: in sessionStorage, gone from the address bar, in no URL sent.
-    assert await page.evaluate("sessionStorage.getItem('outpaint-ops-key')") == key
+    assert await page.evaluate("sessionStorage.getItem('outpaint-ops-key')") == world.ops
     assert "key=" not in page.url
-    assert requests and all(key not in url for url in requests)
-    await page.screenshot(path=str(live_screenshot()))
+    assert requests and all(world.ops not in url for url in requests)
 
 
-def live_screenshot():  # type: ignore[no-untyped-def]
-    import tempfile
-    from pathlib import Path
+async def test_a_job_page_shows_the_request_outputs_and_one_timeline(
+    world: World, browser: Browser, shots: Path
+) -> None:
+    job_id = world.ids["delivered"]
+    page, requests = await _open(browser, f"{world.url}/dashboard#key={world.ops}&job={job_id}")
+    await page.wait_for_selector(f'#actions[data-for^="{job_id}@"]')
+    assert await page.text_content("#job-id") == job_id
+    assert await page.text_content("#job-state") == "succeeded"
+    assert await page.text_content('#job-facts dd[data-fact="track id"]') == str(
+        world.track_ids["delivered"]
+    )
+    callback = await page.text_content('#job-facts dd[data-fact="callback"]') or ""
+    assert callback.endswith("/ok (delivered)")
+    request = await page.text_content("#job-request") or ""
+    assert '"prompt": "a lighthouse"' in request and '"width": 256' in request
+    # The archived output, fetched with the key and shown from a blob: URL, at its size.
+    image = page.locator('#job-outputs .output[data-output="0"] img')
+    await page.wait_for_function("document.querySelector('#job-outputs img')?.naturalWidth === 256")
+    assert (await image.get_attribute("src") or "").startswith("blob:")
+    assert any(url.endswith(f"/v1/jobs/{job_id}/outputs/0") for url in requests)
+    # One timeline across both directions, raw bodies folded until asked for.
+    directions = await page.locator("#timeline td.dir").all_text_contents()
+    for way in (
+        "client → service",
+        "service → provider",
+        "provider → service",
+        "service → output store",
+        "service → client",
+    ):
+        assert way in directions, directions
+    kinds = await page.locator("#timeline tr[data-kind]").evaluate_all(
+        "rs => rs.map(r => r.dataset.kind)"
+    )
+    assert kinds[0] == "created" and "webhook" in kinds and "callback_attempt" in kinds
+    assert await page.locator("#timeline details[open]").count() == 0
+    webhook = page.locator('#timeline tr[data-kind="webhook"] details').first
+    assert await webhook.locator("pre").is_hidden()
+    assert (await webhook.locator("summary").text_content()) == "status success"
+    await webhook.locator("summary").click()
+    raw = await webhook.locator("pre").text_content() or ""
+    assert '"status": "success"' in raw and f'"track_id": {world.track_ids["delivered"]}' in raw
+    attempt = page.locator('#timeline tr[data-kind="callback_attempt"] summary').first
+    assert (await attempt.text_content() or "").startswith("attempt 1: delivered (HTTP 204)")
+    # An ops:read key may look, not act: no buttons.
+    assert await page.locator("#actions button").count() == 0
+    await page.screenshot(path=str(shots / "job.png"), full_page=True)
+    assert all(world.ops not in url for url in requests)
 
-    return Path(tempfile.gettempdir()) / "outpaint-dashboard.png"
+
+async def _job_page(page: Page, world: World, key: str, name: str) -> list[str]:
+    """Open a job's page with `key`; the ids of the action buttons it shows."""
+    job_id = world.ids[name]
+    await page.goto(f"{world.url}/dashboard#key={key}&job={job_id}")
+    await page.wait_for_selector(f'#actions[data-for^="{job_id}@"]')
+    return await page.locator("#actions button").evaluate_all("bs => bs.map(b => b.id)")
+
+
+async def test_actions_show_for_keys_that_may_take_them_and_are_recorded(
+    world: World, browser: Browser
+) -> None:
+    page, _ = await _open(browser, f"{world.url}/dashboard")
+    # team-a's writer (jobs:write, ops:read): its own jobs only; what the job's state allows.
+    assert await _job_page(page, world, world.writer, "overdue") == ["cancel", "refresh-now"]
+    assert await _job_page(page, world, world.writer, "queued") == []  # team-b's
+    assert await _job_page(page, world, world.writer, "failing callback") == ["replay"]
+    assert await _job_page(page, world, world.writer, "refused") == []  # no callback
+    # admin: any client's. Replay the failing callback, then cancel the overdue job; each is
+    # an event naming the key's prefix.
+    assert await _job_page(page, world, world.admin, "queued") == ["cancel"]
+    assert await _job_page(page, world, world.admin, "failing callback") == ["replay"]
+    prefix = (
+        await httpx.AsyncClient(base_url=world.url).get(
+            "/v1/me", headers={"Authorization": f"Bearer {world.admin}"}
+        )
+    ).json()["key_prefix"]
+    await page.click("#replay")
+    await page.wait_for_selector('#timeline tr[data-kind="callback_replay"]')
+    assert await page.text_content("#action-result") == "Replay callback: done"
+    replay = page.locator('#timeline tr[data-kind="callback_replay"] summary')
+    assert await replay.text_content() == f"replayed by {prefix}"
+    assert await _job_page(page, world, world.admin, "overdue") == ["cancel", "refresh-now"]
+    await page.click("#cancel")
+    await page.wait_for_selector("#job-state.canceled")
+    action = page.locator('#timeline tr[data-kind="action"] summary')
+    assert await action.text_content() == f"cancel by {prefix}"
+    await page.wait_for_function("document.querySelectorAll('#actions button').length === 0")
 
 
 async def test_a_wrong_key_says_so(db_url: str, live: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
