@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from service.app import create_app
 from service.provider.simulator import Simulator
@@ -83,3 +85,28 @@ async def service(db_url: str, live: LiveServer) -> AsyncIterator[Start]:
     yield start
     for c in clients:
         await c.aclose()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium, driven by Playwright's Python package."""
+    assert shutil.which("chromium"), (
+        "install Debian's chromium (apt-get install chromium); .ci/run does"
+    )
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        await b.close()
