@@ -12,114 +12,27 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api import schemas
-from service.api.waiting import MAX_VERSION
+from service.api.openapi_parts import (
+    CALLBACK_HEADERS,
+    CURSOR,
+    HELD,
+    IDEMPOTENCY_KEY,
+    JOB_ID,
+    JOB_LINKS,
+    JSON,
+    LAST_EVENT_ID,
+    NOT_FOUND,
+    PREFER,
+    REF,
+    RETRY_AFTER,
+    SINCE_VERSION,
+    WAIT,
+    json_body,
+    operation,
+    problem_body,
+    ref,
+)
 from service.domain.requests import JobRequest
-
-REF = "#/components/schemas/{model}"
-JSON = "application/json"
-PROBLEM = "application/problem+json"
-
-
-def _ref(model: type[BaseModel] | str) -> dict[str, str]:
-    name = model if isinstance(model, str) else model.__name__
-    return {"$ref": REF.format(model=name)}
-
-
-def _json(model: type[BaseModel] | str, description: str, **extra: Any) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": _ref(model)}}, **extra}
-
-
-def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "description": description,
-        "content": {PROBLEM: {"schema": _ref("Problem")}},
-    }
-    if headers:
-        out["headers"] = headers
-    return out
-
-
-RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds to wait before trying again",
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-        "required": True,
-    }
-}
-COMMON = {
-    "401": _problem("Missing, unknown or revoked key"),
-    "403": _problem("The key lacks the scope"),
-    "503": _problem("The database is unavailable for a moment", RETRY_AFTER),
-}
-NOT_FOUND = {"404": _problem("No such job for this key")}
-JOB_ID = {
-    "name": "job_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
-}
-CURSOR = {
-    "name": "cursor",
-    "in": "query",
-    "description": "The `next_cursor` of the previous page",
-    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-}
-WAIT = {
-    "name": "wait",
-    "in": "query",
-    "description": "Hold the answer up to this many seconds, until the job has finished "
-    "(or, with `since_version`, changed)",
-    "schema": {"type": "integer", "minimum": 0, "maximum": 60},
-}
-SINCE_VERSION = {
-    "name": "since_version",
-    "in": "query",
-    "description": "With `wait`: answer as soon as the job's version is past this one",
-    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
-}
-PREFER = {
-    "name": "Prefer",
-    "in": "header",
-    "description": "`wait=N`: hold the answer until the job has finished or N seconds "
-    "(at most 60) have passed (RFC 7240; other preferences are ignored)",
-    "schema": {"type": "string"},
-}
-HELD = {
-    "Location": {
-        "description": "The job's URL",
-        "schema": {"type": "string"},
-        "required": True,
-    },
-    "Preference-Applied": {
-        "description": "`wait=N` when the answer was held (`Prefer: wait=N`)",
-        "schema": {"type": "string", "pattern": "^wait=[0-9]{1,2}$"},
-    },
-}
-# What a client can do next with the job it was given (OpenAPI links: generators and
-# stateful fuzzers follow them).
-JOB_LINKS = {
-    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
-    for name, operation in (
-        ("GetJob", "getJob"),
-        ("ListJobEvents", "listJobEvents"),
-        ("CancelJob", "cancelJob"),
-        ("RefreshJob", "refreshJob"),
-        ("ReplayCallback", "replayCallback"),
-    )
-}
-IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": "The same key and body within 24 hours answer the same job (200)",
-    "schema": {"type": "string", "pattern": "^[!-~]([ -~]{0,198}[!-~])?$"},
-}
-LAST_EVENT_ID = {
-    "name": "Last-Event-ID",
-    "in": "header",
-    "description": "Resume after this event: the stream, or (without `cursor`) a page",
-    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-}
 
 
 def _flat_metadata(schema: dict[str, Any]) -> dict[str, Any]:
@@ -147,65 +60,48 @@ def _components() -> dict[str, Any]:
     return found
 
 
-def _operation(
-    operation_id: str,
-    tag: str,
-    summary: str,
-    responses: dict[str, Any],
-    parameters: list[dict[str, Any]] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "operationId": operation_id,
-        "tags": [tag],
-        "summary": summary,
-        "security": [{"bearer": []}],
-        "parameters": parameters or [],
-        "responses": {**responses, **COMMON},
-        **extra,
-    }
-
-
 def _paths() -> dict[str, Any]:
-    job = _json("Job", "The job")
+    job = json_body("Job", "The job")
     return {
         "/v1/jobs": {
-            "post": _operation(
+            "post": operation(
                 "createJob",
                 "jobs",
                 "Create an outpaint job",
                 {
-                    "202": _json(
+                    "202": json_body(
                         "Job",
                         "Accepted: the new job (finished already if `Prefer: wait` allowed it)",
                         headers=HELD,
                         links=JOB_LINKS,
                     ),
-                    "200": _json("Job", "The job this Idempotency-Key already made", headers=HELD),
-                    "400": _problem("Malformed JSON, or a bad Idempotency-Key"),
-                    "413": _problem("Body over 1 MiB"),
-                    "422": _problem(
+                    "200": json_body(
+                        "Job", "The job this Idempotency-Key already made", headers=HELD
+                    ),
+                    "400": problem_body("Malformed JSON, or a bad Idempotency-Key"),
+                    "413": problem_body("Body over 1 MiB"),
+                    "422": problem_body(
                         "Invalid fields (listed in `errors`), or an Idempotency-Key reused "
                         "with another body"
                     ),
-                    "429": _problem(
+                    "429": problem_body(
                         "Creation rate, unfinished-job cap or waiting connections exceeded",
                         RETRY_AFTER,
                     ),
                 },
                 [IDEMPOTENCY_KEY, PREFER],
-                requestBody={"required": True, "content": {JSON: {"schema": _ref(JobRequest)}}},
+                requestBody={"required": True, "content": {JSON: {"schema": ref(JobRequest)}}},
             ),
-            "get": _operation(
+            "get": operation(
                 "listJobs",
                 "jobs",
                 "List jobs, newest first",
                 {
-                    "200": _json("JobList", "A page of jobs"),
-                    "422": _problem("Invalid query parameters"),
+                    "200": json_body("JobList", "A page of jobs"),
+                    "422": problem_body("Invalid query parameters"),
                 },
                 [
-                    {"name": "status", "in": "query", "schema": _ref("JobStatus")},
+                    {"name": "status", "in": "query", "schema": ref("JobStatus")},
                     {
                         "name": "limit",
                         "in": "query",
@@ -230,21 +126,21 @@ def _paths() -> dict[str, Any]:
             ),
         },
         "/v1/jobs/{job_id}": {
-            "get": _operation(
+            "get": operation(
                 "getJob",
                 "jobs",
                 "One job (optionally waiting until it finishes or changes)",
                 {
                     "200": job,
                     **NOT_FOUND,
-                    "422": _problem("Invalid query parameters"),
-                    "429": _problem("Too many waiting connections", RETRY_AFTER),
+                    "422": problem_body("Invalid query parameters"),
+                    "429": problem_body("Too many waiting connections", RETRY_AFTER),
                 },
                 [JOB_ID, WAIT, SINCE_VERSION],
             )
         },
         "/v1/jobs/{job_id}/events": {
-            "get": _operation(
+            "get": operation(
                 "listJobEvents",
                 "jobs",
                 "A job's history; with `Accept: text/event-stream`, live as Server-Sent Events",
@@ -254,7 +150,7 @@ def _paths() -> dict[str, Any]:
                         "(`id` is the event's id, `event` its kind, `data` the Event as JSON; "
                         "it ends after the job's last transition)",
                         "content": {
-                            JSON: {"schema": _ref("EventList")},
+                            JSON: {"schema": ref("EventList")},
                             "text/event-stream": {"schema": {"type": "string"}},
                         },
                     },
@@ -263,8 +159,8 @@ def _paths() -> dict[str, Any]:
                         "left after `Last-Event-ID` (an EventSource stops reconnecting)"
                     },
                     **NOT_FOUND,
-                    "422": _problem("Invalid query parameters"),
-                    "429": _problem("Too many waiting connections", RETRY_AFTER),
+                    "422": problem_body("Invalid query parameters"),
+                    "429": problem_body("Too many waiting connections", RETRY_AFTER),
                 },
                 [
                     JOB_ID,
@@ -284,7 +180,7 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/v1/jobs/{job_id}/outputs/{n}": {
-            "get": _operation(
+            "get": operation(
                 "getJobOutput",
                 "jobs",
                 "An output of a succeeded job, from this service's output store",
@@ -307,7 +203,7 @@ def _paths() -> dict[str, Any]:
                         "OUTPUT_PRESIGN_SECONDS is set)",
                         "headers": {"Location": {"schema": {"type": "string"}}},
                     },
-                    "404": _problem("No such job for this key, or no such stored output"),
+                    "404": problem_body("No such job for this key, or no such stored output"),
                 },
                 [
                     JOB_ID,
@@ -322,55 +218,57 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/v1/jobs/{job_id}/cancel": {
-            "post": _operation(
+            "post": operation(
                 "cancelJob",
                 "jobs",
                 "Stop tracking a queued or processing job",
                 {
-                    "200": _json("Job", "The canceled job (for a key that may read jobs)"),
+                    "200": json_body("Job", "The canceled job (for a key that may read jobs)"),
                     "204": {"description": "Canceled (a key without jobs:read learns no more)"},
                     **NOT_FOUND,
-                    "409": _problem("The job has already finished"),
+                    "409": problem_body("The job has already finished"),
                 },
                 [JOB_ID],
             )
         },
         "/v1/jobs/{job_id}/refresh": {
-            "post": _operation(
+            "post": operation(
                 "refreshJob",
                 "jobs",
                 "Poll ModelsLab for this job now",
                 {
-                    "200": _json("Job", "The job after the poll (for a key that may read jobs)"),
+                    "200": json_body(
+                        "Job", "The job after the poll (for a key that may read jobs)"
+                    ),
                     "202": {"description": "Polled (a key without jobs:read learns no more)"},
                     **NOT_FOUND,
-                    "429": _problem("Refreshed too recently", RETRY_AFTER),
+                    "429": problem_body("Refreshed too recently", RETRY_AFTER),
                 },
                 [JOB_ID],
             )
         },
         "/v1/jobs/{job_id}/callbacks/replay": {
-            "post": _operation(
+            "post": operation(
                 "replayCallback",
                 "jobs",
                 "Send the job's callback event again (the same webhook-id)",
                 {
-                    "202": _json("CallbackReplay", "Queued for delivery"),
+                    "202": json_body("CallbackReplay", "Queued for delivery"),
                     **NOT_FOUND,
-                    "409": _problem("The job has no callback event: unfinished, or no URL"),
+                    "409": problem_body("The job has no callback event: unfinished, or no URL"),
                 },
                 [JOB_ID],
             )
         },
         "/v1/stats": {
-            "get": _operation(
+            "get": operation(
                 "getStats",
                 "stats",
                 "Counts, overdue work, throughput, latency, provider health (ops:read)",
                 {
-                    "200": _json("Stats", "The figures"),
-                    "404": _problem("No such client"),
-                    "422": _problem("A window out of range"),
+                    "200": json_body("Stats", "The figures"),
+                    "404": problem_body("No such client"),
+                    "422": problem_body("A window out of range"),
                 },
                 [
                     {
@@ -387,22 +285,22 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/v1/me": {
-            "get": _operation(
+            "get": operation(
                 "getMe",
                 "keys",
                 "The calling key: its client, display prefix and scopes",
-                {"200": _json("Me", "The key")},
+                {"200": json_body("Me", "The key")},
                 [],
             )
         },
         "/v1/stats/series": {
-            "get": _operation(
+            "get": operation(
                 "getStatsSeries",
                 "stats",
                 "Figures over time, and generations per client and day (ops:read)",
                 {
-                    "200": _json("Series", "One point per step of the window"),
-                    "422": _problem("An unknown window"),
+                    "200": json_body("Series", "One point per step of the window"),
+                    "422": problem_body("An unknown window"),
                 },
                 [
                     {
@@ -414,32 +312,6 @@ def _paths() -> dict[str, Any]:
             )
         },
     }
-
-
-CALLBACK_HEADERS = [
-    {
-        "name": "webhook-id",
-        "in": "header",
-        "required": True,
-        "description": "The event's id (`msg_…`), the same on every attempt: deduplicate on it",
-        "schema": {"type": "string"},
-    },
-    {
-        "name": "webhook-timestamp",
-        "in": "header",
-        "required": True,
-        "description": "Unix seconds of this attempt",
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-    },
-    {
-        "name": "webhook-signature",
-        "in": "header",
-        "required": True,
-        "description": "`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` with the client's "
-        "`whsec_` secret; space-separated when a rotated secret still signs",
-        "schema": {"type": "string"},
-    },
-]
 
 
 def _webhooks() -> dict[str, Any]:
@@ -454,7 +326,7 @@ def _webhooks() -> dict[str, Any]:
                 "parameters": CALLBACK_HEADERS,
                 "requestBody": {
                     "required": True,
-                    "content": {JSON: {"schema": _ref("CallbackEvent")}},
+                    "content": {JSON: {"schema": ref("CallbackEvent")}},
                 },
                 "responses": {
                     "2XX": {"description": "Received; no further attempts"},
