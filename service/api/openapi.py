@@ -29,6 +29,7 @@ from service.api.openapi_parts import (
     WAIT,
     json_body,
     operation,
+    parameter,
     problem_body,
     ref,
 )
@@ -108,20 +109,20 @@ def _paths() -> dict[str, Any]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                     },
                     CURSOR,
-                    {
-                        "name": "client",
-                        "in": "query",
-                        "description": "Only this client's jobs (its name; ops keys see every "
-                        "client's, other keys only their own: another name lists nothing)",
-                        "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
-                    },
-                    {
-                        "name": "q",
-                        "in": "query",
-                        "description": "Only the jobs this names exactly: a job id, a `track_id`, "
-                        "a provider id or an `Idempotency-Key`",
-                        "schema": {"type": "string", "pattern": "^[ -~]{1,200}$"},
-                    },
+                    parameter(
+                        "client",
+                        "query",
+                        {"type": "string", "pattern": "^[!-~]{1,200}$"},
+                        "Only this client's jobs (its name; ops keys see every client's, other "
+                        "keys only their own: another name lists nothing)",
+                    ),
+                    parameter(
+                        "q",
+                        "query",
+                        {"type": "string", "pattern": "^[ -~]{1,200}$"},
+                        "Only the jobs this names exactly: a job id, a `track_id`, a provider id "
+                        "or an `Idempotency-Key`",
+                    ),
                 ],
             ),
         },

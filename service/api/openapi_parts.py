@@ -46,38 +46,50 @@ COMMON = {
     "503": problem_body("The database is unavailable for a moment", RETRY_AFTER),
 }
 NOT_FOUND = {"404": problem_body("No such job for this key")}
-JOB_ID = {
-    "name": "job_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
-}
-CURSOR = {
-    "name": "cursor",
-    "in": "query",
-    "description": "The `next_cursor` of the previous page",
-    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-}
-WAIT = {
-    "name": "wait",
-    "in": "query",
-    "description": "Hold the answer up to this many seconds, until the job has finished "
+
+
+def parameter(
+    name: str,
+    where: str,
+    schema: dict[str, Any],
+    description: str | None = None,
+    required: bool | None = None,
+) -> dict[str, Any]:
+    """One parameter: in `where` (path, query or header)."""
+    out: dict[str, Any] = {"name": name, "in": where}
+    if required is not None:
+        out["required"] = required
+    if description is not None:
+        out["description"] = description
+    out["schema"] = schema
+    return out
+
+
+DIGITS = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+JOB_ID = parameter(
+    "job_id", "path", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"}, required=True
+)
+CURSOR = parameter("cursor", "query", DIGITS, "The `next_cursor` of the previous page")
+WAIT = parameter(
+    "wait",
+    "query",
+    {"type": "integer", "minimum": 0, "maximum": 60},
+    "Hold the answer up to this many seconds, until the job has finished "
     "(or, with `since_version`, changed)",
-    "schema": {"type": "integer", "minimum": 0, "maximum": 60},
-}
-SINCE_VERSION = {
-    "name": "since_version",
-    "in": "query",
-    "description": "With `wait`: answer as soon as the job's version is past this one",
-    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
-}
-PREFER = {
-    "name": "Prefer",
-    "in": "header",
-    "description": "`wait=N`: hold the answer until the job has finished or N seconds "
+)
+SINCE_VERSION = parameter(
+    "since_version",
+    "query",
+    {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
+    "With `wait`: answer as soon as the job's version is past this one",
+)
+PREFER = parameter(
+    "Prefer",
+    "header",
+    {"type": "string"},
+    "`wait=N`: hold the answer until the job has finished or N seconds "
     "(at most 60) have passed (RFC 7240; other preferences are ignored)",
-    "schema": {"type": "string"},
-}
+)
 HELD = {
     "Location": {
         "description": "The job's URL",
@@ -101,19 +113,19 @@ JOB_LINKS = {
         ("ReplayCallback", "replayCallback"),
     )
 }
-IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": "The same key and body within 24 hours answer the same job (200)",
-    "schema": {"type": "string", "pattern": "^[!-~]([ -~]{0,198}[!-~])?$"},
-}
-LAST_EVENT_ID = {
-    "name": "Last-Event-ID",
-    "in": "header",
-    "description": "Resume after this event: the stream, or (without `cursor`) a page",
-    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-}
+IDEMPOTENCY_KEY = parameter(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "pattern": "^[!-~]([ -~]{0,198}[!-~])?$"},
+    "The same key and body within 24 hours answer the same job (200)",
+    required=False,
+)
+LAST_EVENT_ID = parameter(
+    "Last-Event-ID",
+    "header",
+    DIGITS,
+    "Resume after this event: the stream, or (without `cursor`) a page",
+)
 
 
 def operation(
