@@ -153,7 +153,9 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
                 "MODELSLAB_API_KEY is unset: using the built-in simulator at %s",
                 settings.provider_base_url,
             )
-        flusher = SeriesFlusher(store, work.clock, settings.series_flush_seconds)
+        flusher = SeriesFlusher(
+            store, work.clock, settings.series_flush_seconds, archive=objects is not None
+        )
         flusher.start()
         if api:
             watchers.start()

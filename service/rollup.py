@@ -19,6 +19,7 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "outpaint_callback_deliveries_total": ("callbacks", "outcome"),
     "outpaint_webhook_lateness_seconds_bucket": ("lateness_le", "le"),
     "outpaint_job_seconds_bucket": ("to_result_le", "le"),
+    "outpaint_outputs_archived_total": ("archived", "outcome"),
 }
 FINISHED = frozenset({"succeeded", "failed", "timed_out", "canceled"})
 

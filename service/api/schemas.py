@@ -174,6 +174,13 @@ class SeriesPoint(BaseModel):
     lateness_p95_seconds: float | None
     to_result_p50_seconds: float | None = Field(description="Creation to success")
     to_result_p95_seconds: float | None
+    archived: dict[str, int] = Field(
+        description="Outputs archived in the step: stored, or not_stored (given up on)"
+    )
+    archive_backlog: int | None = Field(
+        description="The most outputs waiting to be archived seen in the step; null when "
+        "the archive is off"
+    )
 
 
 class Usage(BaseModel):

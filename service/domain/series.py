@@ -13,6 +13,9 @@ from typing import Any
 WINDOWS = {"1h": (60, 60), "24h": (900, 96), "7d": (3600, 168)}
 FINISHED = ("succeeded", "failed", "timed_out", "canceled")
 CALLBACK_OUTCOMES = ("delivered", "failing", "dead")
+# Series that are levels, not counts (the archive backlog each flush saw): a step keeps the
+# highest of its minutes, where a count adds them up.
+PEAKS = frozenset({"archive_backlog"})
 
 Row = tuple[datetime, str, str, float]  # (minute, series, label, n)
 
@@ -55,7 +58,10 @@ def points(rows: Iterable[Row], now: datetime, window: str) -> list[dict[str, An
         i = int((minute - start).total_seconds() // step)
         if 0 <= i < count:
             key = (series, label)
-            steps[i][key] = steps[i].get(key, 0.0) + n
+            if series in PEAKS:
+                steps[i][key] = max(steps[i].get(key, 0.0), n)
+            else:
+                steps[i][key] = steps[i].get(key, 0.0) + n
     return [_point(start + timedelta(seconds=i * step), s) for i, s in enumerate(steps)]
 
 
@@ -69,6 +75,10 @@ def _point(at: datetime, s: dict[tuple[str, str], float]) -> dict[str, Any]:
     }
     lateness = [(label, v) for (series, label), v in s.items() if series == "lateness_le"]
     to_result = [(label, v) for (series, label), v in s.items() if series == "to_result_le"]
+    not_stored = sum(
+        v for (series, label), v in s.items() if series == "archived" and label != "stored"
+    )
+    backlog = s.get(("archive_backlog", ""))
     return {
         "at": at.isoformat().replace("+00:00", "Z"),
         "created": n("created"),
@@ -82,4 +92,6 @@ def _point(at: datetime, s: dict[tuple[str, str], float]) -> dict[str, Any]:
         "lateness_p95_seconds": quantile(0.95, lateness),
         "to_result_p50_seconds": quantile(0.5, to_result),
         "to_result_p95_seconds": quantile(0.95, to_result),
+        "archived": {"stored": n("archived", "stored"), "not_stored": int(round(not_stored))},
+        "archive_backlog": None if backlog is None else int(backlog),
     }

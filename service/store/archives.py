@@ -174,6 +174,12 @@ class ArchiveStore:
         if outputs:
             await self.db.run(tx)
 
+    async def pending(self) -> int:
+        """How many archives wait (a partial-index range)."""
+        async with self.db.read() as conn:
+            pending, _oldest = (await conn.execute(qa.archive_backlog())).one()
+        return int(pending)
+
     async def backlog(self) -> Backlog:
         """The pending archives (a partial-index range) and the counters."""
         async with self.db.read() as conn:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Delete, Insert, Select, delete, select
+from sqlalchemy import Delete, Insert, Select, delete, func, select
 
 from service.store.tables import clients, stats_minutes, usage_days
 
@@ -30,6 +30,24 @@ def add_minute(dialect: str, minute: datetime, counts: Mapping[tuple[str, str], 
     )
     done: Insert = stmt.on_conflict_do_update(
         index_elements=[m.c.minute, m.c.series, m.c.label], set_={"n": m.c.n + stmt.excluded.n}
+    )
+    return done
+
+
+def peak_minute(dialect: str, minute: datetime, levels: Mapping[tuple[str, str], float]) -> Insert:
+    """Keep the highest of each level seen in (minute, series, label): every process reports
+    the same deployment-wide level (the archive backlog), so adding would count it twice."""
+    m = stats_minutes
+    stmt = _insert(dialect)(m).values(
+        [
+            {"minute": minute, "series": series, "label": label, "n": n}
+            for (series, label), n in sorted(levels.items())
+        ]
+    )
+    highest = func.greatest if dialect == "postgresql" else func.max  # SQLite's max(a, b)
+    done: Insert = stmt.on_conflict_do_update(
+        index_elements=[m.c.minute, m.c.series, m.c.label],
+        set_={"n": highest(m.c.n, stmt.excluded.n)},
     )
     return done
 

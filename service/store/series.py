@@ -24,14 +24,18 @@ class SeriesStore:
         counts: Mapping[tuple[str, str], float],
         day: date,
         generations: Mapping[int, int],
+        levels: Mapping[tuple[str, str], float] | None = None,
     ) -> None:
-        """Add a flush's counts to `minute` and its generations to `day`, one transaction."""
-        if not counts and not generations:
+        """Add a flush's counts to `minute` and its generations to `day`, and keep the
+        highest of each level (`levels`) in `minute`: one transaction."""
+        if not counts and not generations and not levels:
             return
 
         def tx(conn: Connection) -> None:
             if counts:
                 conn.execute(qs.add_minute(conn.dialect.name, minute, counts))
+            if levels:
+                conn.execute(qs.peak_minute(conn.dialect.name, minute, levels))
             if generations:
                 conn.execute(qs.add_usage(conn.dialect.name, day, generations))
 

@@ -26,9 +26,14 @@ def minute_of(now: datetime) -> datetime:
 
 class SeriesFlusher:
     def __init__(
-        self, store: Store, clock: Callable[[], datetime], interval_seconds: float = 10.0
+        self,
+        store: Store,
+        clock: Callable[[], datetime],
+        interval_seconds: float = 10.0,
+        archive: bool = False,
     ) -> None:
         self.store = store
+        self.archive = archive  # OUTPUT_STORE is on: record the archive backlog too
         self.clock = clock
         self.interval = interval_seconds
         self._last = rollup.snapshot()
@@ -53,7 +58,12 @@ class SeriesFlusher:
         current = rollup.snapshot()
         grown = rollup.deltas(self._last, current)
         generations = dict(rollup.GENERATIONS)
-        await self.store.series.add(minute_of(now), grown, now.date(), generations)
+        levels = (
+            {("archive_backlog", ""): float(await self.store.archives.pending())}
+            if self.archive
+            else None
+        )
+        await self.store.series.add(minute_of(now), grown, now.date(), generations, levels)
         self._last = current
         rollup.GENERATIONS.subtract(generations)
         rollup.GENERATIONS += Counter()  # drops the zeros

@@ -488,6 +488,7 @@ def test_the_contract_covers_every_store_method() -> None:
         "archives.stored_of_finished",  # tests/integration/test_archive.py (retention)
         "archives.forget_stored",  # tests/integration/test_archive.py (retention)
         "archives.backlog",  # tests/integration/test_archive.py (counters)
+        "archives.pending",  # tests/integration/test_series_store.py
         "series.add",  # tests/e2e/test_series.py
         "series.minutes_since",  # tests/e2e/test_series.py
         "series.usage_since",  # tests/e2e/test_series.py

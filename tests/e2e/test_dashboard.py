@@ -209,12 +209,12 @@ async def test_the_overview_shows_every_state_and_finds_jobs(
     assert await page.text_content('#health .card[data-label="overdue"] .n') == "1"
     assert await page.text_content('#health .card[data-label="callbacks failing"] .n') == "1"
     assert await page.text_content('#archive .card[data-label="outputs stored"] .n') == "2"
-    # Over time: six charts drawn by the vendored uPlot from /v1/stats/series; the
+    # Over time: seven charts drawn by the vendored uPlot from /v1/stats/series; the
     # throughput chart's first series counts the three jobs the API created.
     await page.wait_for_function(
         "document.querySelector('#chart-throughput')?.dataset.total?.startsWith('3,')"
     )
-    assert await page.locator("#charts .chart canvas").count() == 6
+    assert await page.locator("#charts .chart canvas").count() == 7
     titles = await page.locator("#charts .u-title").all_text_contents()
     assert titles == [
         "Jobs per step",
@@ -223,9 +223,12 @@ async def test_the_overview_shows_every_state_and_finds_jobs(
         "Webhook lateness after eta (s)",
         "Provider errors and 429s",
         "Callback attempts",
+        "Output archive",
     ]
     callbacks = await page.get_attribute("#chart-callbacks", "data-total")
     assert callbacks is not None and callbacks.split(",")[:2] == ["1", "1"]  # delivered, failing
+    archived = await page.get_attribute("#chart-archive", "data-total")
+    assert archived is not None and archived.split(",")[:2] == ["2", "0"]  # stored, not stored
     await page.click('#windows button[data-window="7d"]')
     await page.wait_for_selector('#chart-throughput[data-window="7d"]')
     await page.click('#windows button[data-window="1h"]')

@@ -5,6 +5,7 @@ time to result and the generations charged to their client."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,6 +49,31 @@ async def test_finished_jobs_appear_in_the_series_with_their_clients_usage(
     assert body["usage"] == [
         {"day": now().date().isoformat(), "client": "team-a", "generations": 3}
     ]
+    assert all(p["archive_backlog"] is None for p in body["points"])  # the archive is off
+
+
+async def test_archived_outputs_and_the_backlog_appear_in_the_series(
+    service: Start, tmp_path: Path
+) -> None:
+    running = await service(
+        sim_eta_seconds=0.05, series_flush_seconds=0.1, output_store=str(tmp_path / "out")
+    )
+    raw, _ = await running.store.clients.create_key("ops", ["ops:read"], now())
+    ops = {"Authorization": f"Bearer {raw}"}
+    ids = [(await running.create(BODY))["id"] for _ in range(2)]
+    await running.wait_all(ids)
+    points: list[dict[str, Any]] = []
+    for _ in range(100):
+        r = await running.client.get("/v1/stats/series?window=1h", headers=ops)
+        points = r.json()["points"]
+        if sum(p["archived"]["stored"] for p in points) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert sum(p["archived"]["stored"] for p in points) == 2
+    assert sum(p["archived"]["not_stored"] for p in points) == 0
+    levels = [p["archive_backlog"] for p in points if p["archive_backlog"] is not None]
+    assert levels and all(level >= 0 for level in levels)
+    assert points[-1]["archive_backlog"] is not None  # recorded every flush, 0 included
 
 
 async def test_the_series_is_for_ops_and_takes_known_windows_only(service: Start) -> None:

@@ -54,3 +54,23 @@ def test_longer_windows_fold_minutes_into_steps(window: str, step: int, count: i
     assert len(series) == count
     assert sum(p["created"] for p in series) == 30
     assert (NOW - since(NOW, window)).total_seconds() < count * step
+
+
+def test_the_archive_backlog_is_a_level_and_archived_outputs_a_count() -> None:
+    minute = NOW.replace(second=0)
+    rows = [
+        (minute - timedelta(minutes=5), "archive_backlog", "", 7.0),
+        (minute - timedelta(minutes=4), "archive_backlog", "", 3.0),
+        (minute - timedelta(minutes=4), "archived", "stored", 2.0),
+        (minute - timedelta(minutes=3), "archived", "stored", 1.0),
+        (minute - timedelta(minutes=3), "archived", "not_an_image", 1.0),
+        (minute - timedelta(minutes=3), "archived", "too_large", 1.0),
+    ]
+    by_minute = points(rows, NOW, "1h")
+    assert [p["archive_backlog"] for p in by_minute[-6:-2]] == [7, 3, None, None]
+    assert by_minute[-4]["archived"] == {"stored": 1, "not_stored": 2}
+    # A quarter of an hour keeps the highest level of its minutes, and adds the counts.
+    [quarter] = [p for p in points(rows, NOW, "24h") if p["archive_backlog"] is not None]
+    assert quarter["archive_backlog"] == 7
+    assert quarter["archived"] == {"stored": 3, "not_stored": 2}
+    assert points([], NOW, "1h")[-1]["archived"] == {"stored": 0, "not_stored": 0}

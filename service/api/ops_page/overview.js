@@ -66,6 +66,9 @@ const CHARTS = [
   { id: "callbacks", title: "Callback attempts", series: [
     ["delivered", p => p.callbacks.delivered, "#16a34a"],
     ["failing", p => p.callbacks.failing, "#d97706"], ["dead", p => p.callbacks.dead, "#dc2626"]] },
+  { id: "archive", title: "Output archive", series: [
+    ["stored", p => p.archived.stored, "#16a34a"], ["not stored", p => p.archived.not_stored, "#dc2626"],
+    ["backlog (peak)", p => p.archive_backlog, "#6b7280"]] },
 ];
 const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#d97706", "#6b7280"];
 let chartWindow = "1h";
