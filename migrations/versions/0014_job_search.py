@@ -1,6 +1,8 @@
-"""Finding one job: partial indexes on the provider's id and on the client's
-Idempotency-Key (alone, so ops can search every client's jobs by it; the unique key on
-(client_id, idempotency_key) serves one client's own search).
+"""Finding jobs: partial indexes on the provider's id and on the client's Idempotency-Key
+(alone, so ops can search every client's jobs by it; the unique key on (client_id,
+idempotency_key) serves one client's own search); and (client_id, status, id) for one
+client's jobs in one state, newest first (without it SQLite reads every job in that state,
+whoever's, to find a small client's few).
 
 Revision ID: 0014
 Revises: 0013
@@ -25,8 +27,10 @@ def _partial(name: str, column: str) -> None:
 def upgrade() -> None:
     _partial("ix_jobs_provider_id", "provider_id")
     _partial("ix_jobs_idempotency_key", "idempotency_key")
+    op.create_index("ix_jobs_client_status_id", "jobs", ["client_id", "status", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_client_status_id", table_name="jobs")
     op.drop_index("ix_jobs_idempotency_key", table_name="jobs")
     op.drop_index("ix_jobs_provider_id", table_name="jobs")

@@ -138,6 +138,9 @@ jobs = Table(
         sqlite_where=text(UNFINISHED_SQL),
     ),
     Index("ix_jobs_status_id", "status", "id"),
+    # One client's jobs in one state, newest first (GET /v1/jobs?status= with a client's key,
+    # or ops filtering by client and state).
+    Index("ix_jobs_client_status_id", "client_id", "status", "id"),
     # Finding one job (GET /v1/jobs?q=): by the provider's id, or by an Idempotency-Key
     # across clients (one client's own search uses the unique key above).
     Index(

@@ -49,14 +49,18 @@ QUERIES: list[tuple[str, Any, str | None]] = [
     ("usage", qs.usage_since((NOW - timedelta(days=6)).date()), "_usage_days"),
 ]
 # The lists (GET /v1/jobs): a search names every way at once, each by its own index (the
-# provider id's shows the OR is not a filter on a scan). The client's id is known only once
-# seeded: (name, one client's?, state or None, match, the index it must use, or None).
-LISTS: list[tuple[str, bool, JobStatus | None, str | None, str | None]] = [
-    ("find by any name", False, None, "job_f1_777", "ix_jobs_provider_id"),
-    ("find by any name, a track id", False, None, "123456", "ix_jobs_provider_id"),
-    ("find by any name, one client", True, None, "key_f2_99", "ix_jobs_provider_id"),
-    ("one client's list", True, None, None, None),
-    ("list by state", False, JobStatus.PROCESSING, None, None),
+# provider id's shows the OR is not a filter on a scan); a small client's list reads its own
+# rows, not the big client's. Clients' ids are known only once seeded: (name, whose ("big",
+# "small" or None for every client's), state or None, match, the index it must use or None).
+LISTS: list[tuple[str, str | None, JobStatus | None, str | None, str | None]] = [
+    ("find by any name", None, None, "job_f1_777", "ix_jobs_provider_id"),
+    ("find by any name, a track id", None, None, "123456", "ix_jobs_provider_id"),
+    ("find by any name, one client", "big", None, "key_f2_99", "ix_jobs_provider_id"),
+    ("the big client's list", "big", None, None, None),
+    ("a small client's list", "small", None, None, "ix_jobs_client_id_id"),
+    ("a small client's failures", "small", JobStatus.FAILED, None, "ix_jobs_client_status_id"),
+    ("the big client's failures", "big", JobStatus.FAILED, None, None),
+    ("list by state", None, JobStatus.PROCESSING, None, None),
 ]
 
 
@@ -76,20 +80,24 @@ def full_scan(explained: str) -> bool:
 
 async def test_every_hot_query_reads_an_index_on_a_big_table(store: Store) -> None:
     cid = await client_id(store)
+    small = await client_id(store, "team-small")
     async with store.engine.begin() as conn:
         for i, status in enumerate(("succeeded", "failed", "timed_out", "canceled")):
             await seed_jobs(conn, cid, 250_000, status, NOW - timedelta(days=i + 1), f"f{i}")
         await seed_jobs(conn, cid, 50, "queued", NOW - timedelta(seconds=5), "q")
         await seed_jobs(conn, cid, 50, "processing", NOW - timedelta(seconds=5), "p")
+        await seed_jobs(conn, small, 40, "succeeded", NOW - timedelta(days=1), "s0")
+        await seed_jobs(conn, small, 10, "failed", NOW - timedelta(days=1), "s1")
         await seed_delivered_callbacks(conn)
         await seed_done_archives(conn)
         await seed_minutes(conn, NOW)
         await seed_usage(conn, NOW)
     async with store.engine.begin() as conn:
         await analyze(conn)
+    whose = {"big": cid, "small": small, None: None}
     lists = [
-        (name, q.list_jobs(cid if mine else None, status, None, 21, match), index)
-        for name, mine, status, match, index in LISTS
+        (name, q.list_jobs(whose[owner], status, None, 21, match), index)
+        for name, owner, status, match, index in LISTS
     ]
     problems = []
     async with store.engine.connect() as conn:
