@@ -190,14 +190,17 @@ def list_jobs(
     if status is not None:
         stmt = stmt.where(jobs.c.status == status.value)
     if match is not None:
+        # The ids each name finds, by its own index, then those rows: a client's or a state's
+        # filter applies to the few found (an OR beside `client_id = ?` would let SQLite,
+        # which keeps no statistics here, read every job of the client instead).
         names = [
-            jobs.c.public_id == match,
-            jobs.c.provider_id == match,
-            jobs.c.idempotency_key == match,
+            select(jobs.c.id).where(jobs.c.public_id == match),
+            select(jobs.c.id).where(jobs.c.provider_id == match),
+            select(jobs.c.id).where(jobs.c.idempotency_key == match),
         ]
         if match.isascii() and match.isdigit() and len(match) <= 18:
-            names.append(jobs.c.id == int(match))
-        stmt = stmt.where(or_(*names))
+            names.append(select(jobs.c.id).where(jobs.c.id == int(match)))
+        stmt = stmt.where(jobs.c.id.in_(union_all(*names)))
     if before_id is not None:
         stmt = stmt.where(jobs.c.id < before_id)
     return stmt
