@@ -112,7 +112,7 @@ def _paths() -> dict[str, Any]:
                     parameter(
                         "client",
                         "query",
-                        {"type": "string", "pattern": "^[!-~]{1,200}$"},
+                        {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f]{1,200}$"},
                         "Only this client's jobs (its name; ops keys see every client's, other "
                         "keys only their own: another name lists nothing)",
                     ),

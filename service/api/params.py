@@ -11,7 +11,7 @@ from service.api.problems import Problem
 
 _DIGITS = re.compile(r"[0-9]{1,18}")  # never str.isdigit(): it takes "²", which int() refuses
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
-CLIENT_NAME = re.compile(r"[!-~]{1,200}")  # as the API document says
+CLIENT_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")  # any name `keys create` took; no controls
 SEARCH = re.compile(r"[ -~]{1,200}")  # printable ASCII: ids, and any Idempotency-Key
 
 

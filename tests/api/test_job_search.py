@@ -55,15 +55,21 @@ async def test_client_and_status_filter_and_never_cross_tenants(api: Api) -> Non
     assert await _ids(api, {"q": "k1"}, ops) == [job_b["id"], job_a["id"]]
     assert await _ids(api, {"q": "k1", "client": "team-b"}, ops) == [job_b["id"]]
     assert await _ids(api, {"q": "k1"}, a) == [job_a["id"]]
-    # A client key naming another client, or searching another's job, lists nothing.
+    # A client key naming another client, or searching another's job by any of its names,
+    # lists nothing.
     assert await _ids(api, {"client": "team-b"}, a) == []
-    assert await _ids(api, {"q": job_b["id"]}, a) == []
+    running = await processing_job(api.store, await client_id(api.store, "team-b"), now())
+    await force(api.store, running.id, provider_id="prov-b")
+    for name in (job_b["id"], str(job_b["track_id"]), "prov-b", str(running.id)):
+        assert await _ids(api, {"q": name}, a) == [], name
+        assert await _ids(api, {"q": name}, ops) != [], name
     assert await _ids(api, {"client": "team-a"}, a) == [job_a["id"]]
 
 
 async def test_search_parameters_are_validated(api: Api) -> None:
     ops = await api.key("ops", "ops:read")
-    for params in [{"q": ""}, {"q": "é"}, {"q": "x" * 201}, {"client": "a b"}, {"q": "\x00"}]:
+    bad = [{"q": ""}, {"q": "é"}, {"q": "x" * 201}, {"client": "a\x01b"}, {"q": "\x00"}]
+    for params in bad:
         body = assert_problem(await api.client.get("/v1/jobs", params=params, headers=ops), 422)
         assert body["errors"][0]["field"] in params
     body = assert_problem(
@@ -91,3 +97,11 @@ async def test_me_names_the_key_and_its_scopes(api: Api) -> None:
     assert headers["Authorization"].removeprefix("Bearer ").startswith(body["key_prefix"])
     assert len(body["key_prefix"]) >= 8
     assert_problem(await api.client.get("/v1/me"), 401)
+
+
+async def test_a_client_name_with_spaces_and_accents_filters_too(api: Api) -> None:
+    mine = await api.key("Équipe A")
+    job = (await api.client.post("/v1/jobs", json=BODY, headers=mine)).json()
+    ops = await api.key("ops", "ops:read")
+    assert await _ids(api, {"client": "Équipe A"}, ops) == [job["id"]]
+    assert await _ids(api, {"client": "Équipe A"}, mine) == [job["id"]]

@@ -57,9 +57,14 @@ async function api(path, options) {
   return response.status === 204 ? null : response.json();
 }
 
+// The key's client and scopes, asked once per key (an answer for a key no longer in use
+// is not kept).
 async function whoAmI() {
-  if (me === null) me = await api("/v1/me");
-  return me;
+  if (me !== null) return me;
+  const asked = key();
+  const answer = await api("/v1/me");
+  if (asked === key()) me = answer;
+  return answer;
 }
 
 function el(tag, attrs, ...children) {

@@ -117,15 +117,20 @@ document.querySelectorAll("#windows button").forEach(button => button.addEventLi
 // The job list: newest first, narrowed by the search box, state and client; "Older" pages
 // back (and the list then holds still until "Newest").
 let cursors = [];  // the cursor of each page shown after the first
+let filters = {};  // what the last search asked for (typing alone changes nothing)
 
 function listQuery() {
-  const params = new URLSearchParams({ limit: "20" });
-  for (const [id, name] of [["q", "q"], ["state", "status"], ["client", "client"]]) {
-    const value = document.getElementById(id).value.trim();
-    if (value) params.set(name, value);
-  }
+  const params = new URLSearchParams({ limit: "20", ...filters });
   if (cursors.length) params.set("cursor", cursors[cursors.length - 1]);
   return "/v1/jobs?" + params;
+}
+
+function takeFilters() {
+  filters = {};
+  for (const [id, name] of [["q", "q"], ["state", "status"], ["client", "client"]]) {
+    const value = document.getElementById(id).value.trim();
+    if (value) filters[name] = value;
+  }
 }
 
 let nextCursor = null;
@@ -134,6 +139,7 @@ let searches = 0;  // searches asked for; the list says which one it shows (data
 async function refreshJobs() {
   const asked = searches;
   const page = await api(listQuery());
+  if (asked !== searches) return;  // a newer search was asked for meanwhile: its answer shows
   nextCursor = page.next_cursor;
   document.getElementById("older").hidden = !nextCursor;
   document.getElementById("newest").hidden = !cursors.length;
@@ -146,6 +152,7 @@ async function refreshJobs() {
 document.getElementById("search").addEventListener("submit", event => {
   event.preventDefault();
   cursors = [];
+  takeFilters();
   searches += 1;
   refreshJobs().catch(showError);
 });
