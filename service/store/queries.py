@@ -5,7 +5,8 @@ Each function builds a SQLAlchemy Core statement; none touches a connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,12 +65,38 @@ def insert_state(key: str, value: str) -> Insert:
     return insert(service_state).values(key=key, value=value)
 
 
-def upsert_state(dialect: str, key: str, value: str) -> Insert:
+def upsert(dialect: str, table: Table) -> Any:
+    """The dialect's INSERT for `table`, which takes ON CONFLICT (PostgreSQL's or SQLite's)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = make(service_state).values(key=key, value=value)
-    return stmt.on_conflict_do_update(index_elements=[service_state.c.key], set_={"value": value})
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def add_rows(
+    dialect: str,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    column: str,
+    combine: Callable[[Any, Any], Any] = operator.add,
+) -> Insert:
+    """Insert `rows` in one statement; a row whose `keys` are taken combines its `column`
+    with the stored value (adds it, by default). Callers sort `rows`: one lock order for
+    every writer."""
+    stmt = upsert(dialect, table).values(list(rows))
+    done: Insert = stmt.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={column: combine(table.c[column], stmt.excluded[column])},
+    )
+    return done
+
+
+def upsert_state(dialect: str, key: str, value: str) -> Insert:
+    stmt = upsert(dialect, service_state).values(key=key, value=value)
+    done: Insert = stmt.on_conflict_do_update(
+        index_elements=[service_state.c.key], set_={"value": value}
+    )
+    return done
 
 
 # --- clients and keys --------------------------------------------------------------------
@@ -396,14 +423,14 @@ def prune_batch(
 
 def count_rate_window(dialect: str, client_id: int, window_start: datetime) -> Insert:
     """Add one to the client's counter for this window; RETURNING the new count."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = make(rate_windows).values(client_id=client_id, window_start=window_start, count=1)
-    return stmt.on_conflict_do_update(
+    stmt = upsert(dialect, rate_windows).values(
+        client_id=client_id, window_start=window_start, count=1
+    )
+    done: Insert = stmt.on_conflict_do_update(
         index_elements=[rate_windows.c.client_id, rate_windows.c.window_start],
         set_={"count": rate_windows.c.count + 1},
     ).returning(rate_windows.c.count)
+    return done
 
 
 def forget_rate_windows(client_id: int, before: datetime) -> Delete:
@@ -591,19 +618,11 @@ def bump_status_counts(
     dialect: str, client_id: int, shard: int, deltas: Mapping[str, int]
 ) -> Insert:
     """Add each delta to (client, status, shard), in one statement."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = make(status_counts).values(
-        [
-            {"client_id": client_id, "status": status, "shard": shard, "n": delta}
-            for status, delta in sorted(deltas.items())  # one lock order for every writer
-        ]
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[status_counts.c.client_id, status_counts.c.status, status_counts.c.shard],
-        set_={"n": status_counts.c.n + stmt.excluded.n},
-    )
+    rows = [
+        {"client_id": client_id, "status": status, "shard": shard, "n": delta}
+        for status, delta in sorted(deltas.items())
+    ]
+    return add_rows(dialect, status_counts, rows, ("client_id", "status", "shard"), "n")
 
 
 def status_count_totals(client_id: int | None) -> Select[Any]:

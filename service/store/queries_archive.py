@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 
-from service.store.queries import FINISHED, _leased_claim
+from service.store.queries import FINISHED, _leased_claim, add_rows
 from service.store.tables import (
     archive_counts,
     callback_deliveries,
@@ -134,15 +134,8 @@ def archive_backlog() -> Select[Any]:
 
 def bump_archive_counts(dialect: str, deltas: Mapping[str, int]) -> Insert:
     """Add each delta to its counter, in one statement (one lock order: sorted)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = make(archive_counts).values(
-        [{"name": name, "n": delta} for name, delta in sorted(deltas.items())]
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[archive_counts.c.name], set_={"n": archive_counts.c.n + stmt.excluded.n}
-    )
+    rows = [{"name": name, "n": delta} for name, delta in sorted(deltas.items())]
+    return add_rows(dialect, archive_counts, rows, ("name",), "n")
 
 
 def archive_totals() -> Select[Any]:

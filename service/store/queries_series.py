@@ -10,61 +10,38 @@ from typing import Any
 
 from sqlalchemy import Delete, Insert, Select, delete, func, select
 
+from service.store.queries import add_rows
 from service.store.tables import clients, stats_minutes, usage_days
 
+MINUTE_KEY = ("minute", "series", "label")
 
-def _insert(dialect: str) -> Any:
-    from sqlalchemy.dialects import postgresql, sqlite
 
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+def _minute_rows(minute: datetime, values: Mapping[tuple[str, str], float]) -> list[Any]:
+    return [
+        {"minute": minute, "series": series, "label": label, "n": n}
+        for (series, label), n in sorted(values.items())
+    ]
 
 
 def add_minute(dialect: str, minute: datetime, counts: Mapping[tuple[str, str], float]) -> Insert:
     """Add each count to (minute, series, label), in one statement (sorted: one lock order)."""
-    m = stats_minutes
-    stmt = _insert(dialect)(m).values(
-        [
-            {"minute": minute, "series": series, "label": label, "n": n}
-            for (series, label), n in sorted(counts.items())
-        ]
-    )
-    done: Insert = stmt.on_conflict_do_update(
-        index_elements=[m.c.minute, m.c.series, m.c.label], set_={"n": m.c.n + stmt.excluded.n}
-    )
-    return done
+    return add_rows(dialect, stats_minutes, _minute_rows(minute, counts), MINUTE_KEY, "n")
 
 
 def peak_minute(dialect: str, minute: datetime, levels: Mapping[tuple[str, str], float]) -> Insert:
     """Keep the highest of each level seen in (minute, series, label): every process reports
     the same deployment-wide level (the archive backlog), so adding would count it twice."""
-    m = stats_minutes
-    stmt = _insert(dialect)(m).values(
-        [
-            {"minute": minute, "series": series, "label": label, "n": n}
-            for (series, label), n in sorted(levels.items())
-        ]
-    )
     highest = func.greatest if dialect == "postgresql" else func.max  # SQLite's max(a, b)
-    done: Insert = stmt.on_conflict_do_update(
-        index_elements=[m.c.minute, m.c.series, m.c.label],
-        set_={"n": highest(m.c.n, stmt.excluded.n)},
-    )
-    return done
+    rows = _minute_rows(minute, levels)
+    return add_rows(dialect, stats_minutes, rows, MINUTE_KEY, "n", highest)
 
 
 def add_usage(dialect: str, day: date, generations: Mapping[int, int]) -> Insert:
-    u = usage_days
-    stmt = _insert(dialect)(u).values(
-        [
-            {"day": day, "client_id": client_id, "generations": n}
-            for client_id, n in sorted(generations.items())
-        ]
-    )
-    done: Insert = stmt.on_conflict_do_update(
-        index_elements=[u.c.day, u.c.client_id],
-        set_={"generations": u.c.generations + stmt.excluded.generations},
-    )
-    return done
+    rows = [
+        {"day": day, "client_id": client_id, "generations": n}
+        for client_id, n in sorted(generations.items())
+    ]
+    return add_rows(dialect, usage_days, rows, ("day", "client_id"), "generations")
 
 
 def minutes_since(since: datetime) -> Select[Any]:
