@@ -14,6 +14,7 @@ from starlette.routing import Route
 from service.api import schemas
 from service.api.openapi_parts import (
     CALLBACK_HEADERS,
+    CLIENT_NAME,
     CURSOR,
     HELD,
     IDEMPOTENCY_KEY,
@@ -112,7 +113,7 @@ def _paths() -> dict[str, Any]:
                     parameter(
                         "client",
                         "query",
-                        {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f]{1,200}$"},
+                        CLIENT_NAME,
                         "Only this client's jobs (its name; ops keys see every client's, other "
                         "keys only their own: another name lists nothing)",
                     ),
@@ -272,11 +273,7 @@ def _paths() -> dict[str, Any]:
                     "422": problem_body("A window out of range"),
                 },
                 [
-                    {
-                        "name": "client",
-                        "in": "query",
-                        "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
-                    },
+                    parameter("client", "query", CLIENT_NAME, "Only this client's figures"),
                     {
                         "name": "window_seconds",
                         "in": "query",

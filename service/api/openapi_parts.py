@@ -66,6 +66,8 @@ def parameter(
 
 
 DIGITS = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+# A client's name, as `client=` takes it (`params.CLIENT_NAME`): no control characters.
+CLIENT_NAME = {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f]{1,200}$"}
 JOB_ID = parameter(
     "job_id", "path", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"}, required=True
 )

@@ -1,5 +1,5 @@
-"""Query and path parameters, parsed strictly: ASCII digits within bounds, short printable
-text, ids of our own shape. Anything else is a 422 (or, for a job id, a 404) before any
+"""Query and path parameters, parsed strictly: ASCII digits within bounds, text matching
+the API document's own pattern, ids of our own shape. Anything else is a 422 (or, for a job id, a 404) before any
 query runs."""
 
 from __future__ import annotations
@@ -38,15 +38,6 @@ def int_param(params: Mapping[str, str], name: str, low: int, high: int, default
     if value is None or not low <= value <= high:
         raise invalid(name, f"must be an integer from {low} to {high}", "range")
     return value
-
-
-def text_param(params: Mapping[str, str], name: str, max_length: int = 200) -> str | None:
-    raw = params.get(name)
-    if raw is None:
-        return None
-    if not raw or len(raw) > max_length or not raw.isprintable():
-        raise invalid(name, f"must be 1 to {max_length} printable characters")
-    return raw
 
 
 def is_job_id(text: str) -> bool:

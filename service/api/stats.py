@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from service.api.auth import OPS_READ, require
 from service.api.context import ctx_of
-from service.api.params import int_param, text_param
+from service.api.params import CLIENT_NAME, int_param, pattern_param
 from service.api.problems import not_found
 
 MAX_WINDOW = 7 * 24 * 3600
@@ -20,7 +20,7 @@ async def stats(request: Request) -> Response:
     params = request.query_params
     window = int_param(params, "window_seconds", 60, MAX_WINDOW, 3600)
     client_id = None
-    client = text_param(params, "client")
+    client = pattern_param(params, "client", CLIENT_NAME)
     if client is not None:
         client_id = await ctx.store.clients.client_id_of(client)
         if client_id is None:
