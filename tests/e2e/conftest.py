@@ -102,7 +102,9 @@ ARGS = [
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    """Debian's headless Chromium, driven by Playwright's Python package."""
+    """Debian's headless Chromium, driven by Playwright's Python package. The dashboard's
+    CSP forbids eval: give `page.wait_for_function` a function (`() => …`), which Playwright
+    calls, not an expression, which it would eval once it has to poll."""
     assert shutil.which("chromium"), (
         "install Debian's chromium (apt-get install chromium); .ci/run does"
     )

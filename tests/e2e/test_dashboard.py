@@ -171,12 +171,10 @@ async def _open(browser: Browser, url: str) -> tuple[Page, list[str]]:
 
 
 async def _rows(page: Page, selector: str) -> list[str]:
-    return [
-        r
-        for r in await page.locator(f"{selector} tr").evaluate_all(
-            "rs => rs.map(r => r.dataset.job)"
-        )
-    ]
+    rows: list[str] = await page.locator(f"{selector} tr").evaluate_all(
+        "rs => rs.map(r => r.dataset.job)"
+    )
+    return rows
 
 
 async def _search(page: Page, q: str = "", state: str = "", client: str = "") -> list[str]:
@@ -212,7 +210,7 @@ async def test_the_overview_shows_every_state_and_finds_jobs(
     # Over time: seven charts drawn by the vendored uPlot from /v1/stats/series; the
     # throughput chart's first series counts the three jobs the API created.
     await page.wait_for_function(
-        "document.querySelector('#chart-throughput')?.dataset.total?.startsWith('3,')"
+        "() => document.querySelector('#chart-throughput')?.dataset.total?.startsWith('3,')"
     )
     assert await page.locator("#charts .chart canvas").count() == 7
     titles = await page.locator("#charts .u-title").all_text_contents()
@@ -242,7 +240,7 @@ async def test_the_overview_shows_every_state_and_finds_jobs(
     assert world.ids["refused"] in failures and "may not be fetched" in failures
     assert world.ids["timed out"] in failures and "no result within an hour" in failures
     # The job list: every job, newest first; then found by each of its names, and filtered.
-    await page.wait_for_function("document.querySelectorAll('#jobs tr').length === 7")
+    await page.wait_for_function("() => document.querySelectorAll('#jobs tr').length === 7")
     await page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
     assert await _search(page, q="order-ok") == [world.ids["delivered"]]
     tracked = str(world.track_ids["failing callback"])
@@ -284,7 +282,9 @@ async def test_a_job_page_shows_the_request_outputs_and_one_timeline(
     assert '"prompt": "a lighthouse"' in request and '"width": 256' in request
     # The archived output, fetched with the key and shown from a blob: URL, at its size.
     image = page.locator('#job-outputs .output[data-output="0"] img')
-    await page.wait_for_function("document.querySelector('#job-outputs img')?.naturalWidth === 256")
+    await page.wait_for_function(
+        "() => document.querySelector('#job-outputs img')?.naturalWidth === 256"
+    )
     assert (await image.get_attribute("src") or "").startswith("blob:")
     assert any(url.endswith(f"/v1/jobs/{job_id}/outputs/0") for url in requests)
     # One timeline across both directions, raw bodies folded until asked for.
@@ -352,7 +352,7 @@ async def test_actions_show_for_keys_that_may_take_them_and_are_recorded(
     await page.wait_for_selector("#job-state.canceled")
     action = page.locator('#timeline tr[data-kind="action"] summary')
     assert await action.text_content() == f"cancel by {prefix}"
-    await page.wait_for_function("document.querySelectorAll('#actions button').length === 0")
+    await page.wait_for_function("() => document.querySelectorAll('#actions button').length === 0")
 
 
 async def test_a_wrong_key_says_so(db_url: str, live: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]

@@ -73,12 +73,14 @@ async def test_each_view_works_from_make_serve(
         await page.wait_for_selector('#counts .card[data-label="succeeded"]')
         assert await page.text_content('#counts .card[data-label="succeeded"] .n') == "1"
         await page.wait_for_selector(f'#jobs tr[data-job="{job["id"]}"]')
-        await page.wait_for_function("document.querySelectorAll('#charts canvas').length === 7")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#charts canvas').length === 7"
+        )
         await page.click(f'#jobs tr[data-job="{job["id"]}"]')
         await page.wait_for_selector(f'#actions[data-for^="{job["id"]}@"]')
         assert await page.text_content("#job-state") == "succeeded"
         await page.wait_for_function(
-            "document.querySelector('#job-outputs img')?.naturalWidth === 256"
+            "() => document.querySelector('#job-outputs img')?.naturalWidth === 256"
         )
         directions = await page.locator("#timeline td.dir").all_text_contents()
         assert {"client → service", "service → provider", "provider → service"} <= set(directions)
