@@ -20,7 +20,8 @@ import httpx
 
 from service.clock import utcnow
 from service.domain.jobs import Job
-from service.domain.states import JobStatus, is_terminal
+from service.domain.settling import is_settled
+from service.domain.states import JobStatus
 from service.domain.views import event_json, job_json
 from service.settings import Settings
 from service.store import Store
@@ -48,8 +49,17 @@ def progress_line(job: dict[str, Any], now: datetime) -> str:
     if job.get("error"):
         parts.append(f"{job['error']['code']}: {job['error']['message']}")
     if job["status"] == "succeeded":
-        parts.append(" ".join(job["output"]))
+        parts.append(_where_kept(job))
     return "  ".join(parts)
+
+
+def _where_kept(job: dict[str, Any]) -> str:
+    """A succeeded job's outputs: this service's copies once kept, the provider's meanwhile."""
+    if job.get("archive_status") == "pending":
+        reason = f" ({job['archive_error']})" if job.get("archive_error") else ""
+        return "keeping outputs" + reason + "…  " + " ".join(job["output"])
+    kept = [o.get("url") or f"not kept: {o.get('error')}" for o in job.get("outputs") or []]
+    return " ".join(kept or job["output"])
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:
@@ -128,7 +138,7 @@ def _draw(line: str, out: TextIO, last: str) -> str:
 
 
 def jobs_watch(settings: Settings, ident: str, interval: float, out: TextIO = sys.stdout) -> int:
-    """Redraw the job's progress until it ends; exit 0 if it succeeded, 1 otherwise."""
+    """Redraw the job's progress until it settles; exit 0 if it succeeded, 1 otherwise."""
 
     async def run() -> int:
         store = Store.connect(settings.database_url)
@@ -140,7 +150,7 @@ def jobs_watch(settings: Settings, ident: str, interval: float, out: TextIO = sy
                     print(f"outpaint-jobs: no job {ident}", file=sys.stderr)
                     return 1
                 last = _draw(progress_line(job_json(job), utcnow()), out, last)
-                if is_terminal(job.status):
+                if is_settled(job):
                     if out.isatty():
                         print(file=out)
                     return 0 if job.status is JobStatus.SUCCEEDED else 1
@@ -163,8 +173,9 @@ def submit(
     out: TextIO = sys.stdout,
 ) -> int:
     """Create a job through the API; with `wait`, follow its event stream (Server-Sent
-    Events, resumed with Last-Event-ID if the connection drops) until it ends, redrawing
-    its progress line, then read it once more for its outputs."""
+    Events, resumed with Last-Event-ID if the connection drops) until it settles,
+    redrawing its progress line; the stream's last message is the settled job, with
+    where its outputs are kept."""
     key = key or os.environ.get("OUTPAINT_API_KEY")
     if not key:
         print("outpaint-jobs: pass --key or set OUTPAINT_API_KEY", file=sys.stderr)
@@ -172,7 +183,7 @@ def submit(
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=30) as client:
         response = client.post("/v1/jobs", json=body)
-        if response.status_code not in (200, 202):
+        if response.status_code not in (200, 201, 202):
             print(f"outpaint-jobs: {response.status_code} {response.text}", file=sys.stderr)
             return 1
         job = response.json()
@@ -201,7 +212,7 @@ def _follow(
     timeout: float,
     draw: Callable[[dict[str, Any]], object],
 ) -> dict[str, Any]:
-    """The job once finished, its progress drawn from its events as they come."""
+    """The job once settled, its progress drawn from its events as they come."""
     from httpx_sse import SSEError, connect_sse
 
     deadline = time.monotonic() + timeout
@@ -213,15 +224,16 @@ def _follow(
         read = httpx.Timeout(30, read=max(min(deadline - time.monotonic(), 60), 1))
         try:
             with connect_sse(client, "GET", path, headers=headers, timeout=read) as source:
-                if source.response.status_code == 204:  # finished, nothing more to send
+                if source.response.status_code == 204:  # settled, and we saw it settle
                     break
                 source.response.raise_for_status()
                 for event in source.iter_sse():
+                    if event.event == "settled":  # the last message: the settled job
+                        settled: dict[str, Any] = event.json()
+                        return settled
                     seen = event.id or seen
                     _fold(shown, event.json())
                     draw(shown)
-            if shown["status"] not in ("queued", "processing"):
-                break
         except (httpx.TransportError, SSEError):
             time.sleep(0.5)  # the connection dropped: resume after the last event seen
     else:

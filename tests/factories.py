@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, update
 
+from service import rollup
 from service.domain.changes import Change, Fields
 from service.domain.jobs import Job
 from service.domain.requests import JobRequest
@@ -30,6 +31,43 @@ from service.store.tables import (
 )
 
 IMAGE = "https://images.example.invalid/in.png"
+SNAPSHOT_AT = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+def job_snapshot(**fields: Any) -> Job:
+    """A job as a row would read, without a database: queued, created at SNAPSHOT_AT."""
+    values: dict[str, Any] = {
+        "id": 1,
+        "public_id": "job_" + "0" * 24,
+        "client_id": 1,
+        "status": JobStatus.QUEUED,
+        "request": {"image": IMAGE, "prompt": "a pier"},
+        "provider_id": None,
+        "eta_at": None,
+        "fetch_result": None,
+        "output": [],
+        "error_code": None,
+        "error_message": None,
+        "provider_status": None,
+        "created_at": SNAPSHOT_AT,
+        "updated_at": SNAPSHOT_AT,
+        "submitted_at": None,
+        "completed_at": None,
+        "next_poll_at": SNAPSHOT_AT,
+        "polls": 0,
+        "webhooks": 0,
+        "attempts": 0,
+        "submit_attempts": 0,
+        "crashed_submits": 0,
+        "version": 1,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "callback_url": None,
+        "callback_status": None,
+        "metadata": {},
+    }
+    values.update(fields)
+    return Job(**values)
 
 
 async def client_id(store: Store, name: str = "team-a") -> int:
@@ -112,3 +150,6 @@ async def empty_every_table(store: Store) -> None:
             conn.execute(delete(table))
 
     await store.db.run(empty)
+    # The generations this process counted but has not flushed name clients just deleted:
+    # a later test's series flush would insert usage for them and fail on the foreign key.
+    rollup.GENERATIONS.clear()

@@ -1,6 +1,7 @@
 """`GET /v1/jobs/{id}/events`: a job's history, a page at a time as JSON, or live as
 Server-Sent Events (`Accept: text/event-stream`): each event once, in order, resumable
-with `Last-Event-ID`, ending after the job's terminal event."""
+with `Last-Event-ID`, ending after the event that settled the job with one last message,
+`settled`, carrying the settled job."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from service.api.context import ApiContext, ctx_of
 from service.api.lookup import visible_job
 from service.api.params import ascii_int, int_param, invalid
 from service.api.problems import not_found
-from service.api.representations import decode_cursor, encode_cursor, event_json
+from service.api.representations import decode_cursor, encode_cursor, event_json, job_json
 from service.api.waiting import acquire
-from service.domain.states import TERMINAL
+from service.domain.jobs import Event, Job
+from service.domain.settling import is_settled, may_settle, settles
 from service.workers.watchers import Waiter
 
 EVENTS_PAGE = 100
@@ -68,12 +70,12 @@ def _last_event_id(request: Request) -> int | None:
 async def _stream(request: Request, job_id: int, client_id: int, after: int | None) -> Response:
     ctx = ctx_of(request)
     job = await ctx.store.jobs.get_job_by_id(job_id)
-    finished = job is not None and job.status in TERMINAL
-    if finished and not await ctx.store.jobs.list_events(job_id, after, 1):
-        # Finished, and everything sent: 204 tells an EventSource not to reconnect.
-        return Response(status_code=204)
     if job is None:  # pruned since we looked
         raise not_found()
+    if is_settled(job) and not await _settles_after(ctx, job, after):
+        # Settled, and the client has the settling event: 204 tells an EventSource not to
+        # reconnect. Later events (callback attempts) are read as JSON pages.
+        return Response(status_code=204)
     waiter = await acquire(ctx, job, client_id)
     stopping = anyio.Event()  # set by sse-starlette when the server is told to stop
     stream = EventSourceResponse(
@@ -86,24 +88,61 @@ async def _stream(request: Request, job_id: int, client_id: int, after: int | No
     return _Holding(stream, lambda: ctx.watchers.release(waiter))
 
 
+async def _settles_after(ctx: ApiContext, job: Job, after: int | None) -> bool:
+    """Whether the event that settled `job` (read before its events) comes after `after`."""
+    while True:
+        events = await ctx.store.jobs.list_events(job.id, after, EVENTS_PAGE_MAX)
+        if any(settles(event, job) for event in events):
+            return True
+        if len(events) < EVENTS_PAGE_MAX:
+            return False
+        after = events[-1].id
+
+
+def _message(event: Event) -> ServerSentEvent:
+    body = json.dumps(event_json(event), separators=(",", ":"), ensure_ascii=False)
+    return ServerSentEvent(data=body, id=str(event.id), event=event.kind)
+
+
+def _settled(job: Job) -> ServerSentEvent:
+    """The stream's last message: the settled job (no id: a reconnect resumes after the
+    settling event, and is answered 204)."""
+    body = json.dumps(job_json(job), separators=(",", ":"), ensure_ascii=False)
+    return ServerSentEvent(data=body, event="settled")
+
+
 async def _events(
     ctx: ApiContext, job_id: int, after: int | None, waiter: Waiter, stopping: anyio.Event
 ) -> AsyncIterator[ServerSentEvent]:
-    """Every event past `after`, then each new one as it is recorded; the job is read
-    before its events, so a terminal job's last transition is among those sent. When the
-    server stops, the stream ends as a complete response (a client resumes elsewhere with
-    Last-Event-ID), not as a connection cut mid-body."""
+    """Every event past `after`, then each new one as it is recorded, up to the one that
+    settled the job, then the settled job. The job is read before its events, so a settled
+    job's settling event is among those read; an event that may have settled a job read as
+    unsettled sends us to read the job again before it goes out. When the server stops,
+    the stream ends as a complete response (a client resumes elsewhere with Last-Event-ID),
+    not as a connection cut mid-body."""
+    looked_again: int | None = None  # the event we read the job again for
     while True:
         waiter.arm()
         job = await ctx.store.jobs.get_job_by_id(job_id)
+        if job is None:  # pruned meanwhile
+            return
         events = await ctx.store.jobs.list_events(job_id, after, EVENTS_PAGE_MAX)
+        again = len(events) == EVENTS_PAGE_MAX
         for event in events:
-            body = json.dumps(event_json(event), separators=(",", ":"), ensure_ascii=False)
-            yield ServerSentEvent(data=body, id=str(event.id), event=event.kind)
+            if not is_settled(job) and may_settle(event) and event.id != looked_again:
+                looked_again, again = event.id, True
+                break
+            yield _message(event)
             after = event.id
-        if len(events) == EVENTS_PAGE_MAX:
+            if settles(event, job):
+                yield _settled(job)
+                return
+        if again:
             continue
-        if job is None or job.status in TERMINAL or ctx.watchers.closing.is_set():
+        if is_settled(job):  # its settling event went out before `after` (a race with a
+            yield _settled(job)  # prune, say): the job is all that is left to say
+            return
+        if ctx.watchers.closing.is_set():
             return
         await _changed_or_stopping(waiter, stopping)
         if stopping.is_set():

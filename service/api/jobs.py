@@ -1,5 +1,5 @@
-"""`/v1/jobs` and `/v1/jobs/{id}`: create (optionally waiting for the result), read
-(optionally waiting for a change), list."""
+"""`/v1/jobs` and `/v1/jobs/{id}`: create (optionally waiting until the job settles), read
+(optionally waiting until it settles or changes), list."""
 
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ from service.api.lookup import visible_job
 from service.api.params import CLIENT_NAME, SEARCH, int_param, invalid, pattern_param
 from service.api.problems import Problem, rate_limited, validation_problem
 from service.api.representations import decode_cursor, encode_cursor, job_json
-from service.api.waiting import finished_or_past, hold, prefer_wait, wait_params
+from service.api.waiting import hold, prefer_wait, settled_or_past, wait_params
 from service.domain.jobs import Job
 from service.domain.requests import JobRequest
+from service.domain.settling import is_settled
 from service.domain.states import JobStatus
 from service.domain.wakeups import Wake
 from service.netguard import UnsafeCallback, check_callback
@@ -133,9 +134,13 @@ async def create_job(request: Request) -> Response:
 async def _held(
     request: Request, job: Job, client_id: int, wait: int | None, status_code: int
 ) -> Response:
-    """The job, held until it finishes or `wait` seconds pass (`Prefer: wait=N`)."""
+    """The job, held until it settles or `wait` seconds pass (`Prefer: wait=N`): a new job
+    that settled in time answers 201 Created, one still on its way 202 Accepted; a replay
+    answers 200 either way."""
     if wait is not None:
-        job = await hold(ctx_of(request), job, client_id, wait, finished_or_past(None))
+        job = await hold(ctx_of(request), job, client_id, wait, settled_or_past(None))
+        if status_code == 202 and is_settled(job):
+            status_code = 201
     response = _job_response(job, status_code)
     response.headers["Location"] = f"/v1/jobs/{job.public_id}"
     if wait is not None:
@@ -146,7 +151,7 @@ async def _held(
 async def get_job(request: Request) -> Response:
     principal, job = await visible_job(request, JOBS_READ, OPS_READ)
     seconds, since = wait_params(request.query_params)
-    job = await hold(ctx_of(request), job, principal.client_id, seconds, finished_or_past(since))
+    job = await hold(ctx_of(request), job, principal.client_id, seconds, settled_or_past(since))
     return _job_response(job)
 
 

@@ -71,9 +71,16 @@ def _paths() -> dict[str, Any]:
                 "jobs",
                 "Create an outpaint job",
                 {
+                    "201": json_body(
+                        "Job",
+                        "Created, and settled within `Prefer: wait=N`: the job with its kept "
+                        "outputs",
+                        headers=HELD,
+                        links=JOB_LINKS,
+                    ),
                     "202": json_body(
                         "Job",
-                        "Accepted: the new job (finished already if `Prefer: wait` allowed it)",
+                        "Accepted: the new job, not settled yet (or no `Prefer: wait`)",
                         headers=HELD,
                         links=JOB_LINKS,
                     ),
@@ -131,7 +138,7 @@ def _paths() -> dict[str, Any]:
             "get": operation(
                 "getJob",
                 "jobs",
-                "One job (optionally waiting until it finishes or changes)",
+                "One job (optionally waiting until it settles or changes)",
                 {
                     "200": job,
                     **NOT_FOUND,
@@ -149,16 +156,19 @@ def _paths() -> dict[str, Any]:
                 {
                     "200": {
                         "description": "A page of events, oldest first; or the event stream "
-                        "(`id` is the event's id, `event` its kind, `data` the Event as JSON; "
-                        "it ends after the job's last transition)",
+                        "(`id` is the event's id, `event` its kind, `data` the Event as JSON), "
+                        "ending after the event that settled the job (the archive's, when its "
+                        "outputs are kept) with one last message, `event: settled`, whose "
+                        "`data` is the settled Job",
                         "content": {
                             JSON: {"schema": ref("EventList")},
                             "text/event-stream": {"schema": {"type": "string"}},
                         },
                     },
                     "204": {
-                        "description": "Stream only: the job has finished and nothing is "
-                        "left after `Last-Event-ID` (an EventSource stops reconnecting)"
+                        "description": "Stream only: the job has settled and `Last-Event-ID` "
+                        "is at or past the settling event (an EventSource stops "
+                        "reconnecting); later events stay readable as JSON pages"
                     },
                     **NOT_FOUND,
                     "422": problem_body("Invalid query parameters"),

@@ -76,7 +76,7 @@ WAIT = parameter(
     "wait",
     "query",
     {"type": "integer", "minimum": 0, "maximum": 60},
-    "Hold the answer up to this many seconds, until the job has finished "
+    "Hold the answer up to this many seconds, until the job has settled "
     "(or, with `since_version`, changed)",
 )
 SINCE_VERSION = parameter(
@@ -89,8 +89,8 @@ PREFER = parameter(
     "Prefer",
     "header",
     {"type": "string"},
-    "`wait=N`: hold the answer until the job has finished or N seconds "
-    "(at most 60) have passed (RFC 7240; other preferences are ignored)",
+    "`wait=N`: hold the answer until the job has settled (201) or N seconds "
+    "(at most 60) have passed (202) (RFC 7240; other preferences are ignored)",
 )
 HELD = {
     "Location": {

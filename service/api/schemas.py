@@ -90,8 +90,18 @@ class Job(BaseModel):
     archive_status: ArchiveStatus | None = Field(
         description="Keeping the outputs (OUTPUT_STORE): pending, done, failed; null when not kept"
     )
+    archive_error: str | None = Field(
+        description="Why the outputs are not all kept, or not yet: the archive's last reason "
+        "(e.g. `http_404` while the provider's URL is not there yet, `store: …` while the "
+        "output store refuses writes); null when there is none"
+    )
     outputs: list[Output] | None = Field(
         description="Once archived: one entry per `output`, with its durable URL"
+    )
+    settled_at: datetime | None = Field(
+        description="When the job settled: its status terminal and its outputs no longer "
+        "being kept (`archive_status` done, failed or null). Every way of waiting ends "
+        "here; null until then"
     )
 
 

@@ -1,6 +1,7 @@
-"""Holding an answer until a job finishes or changes, for clients without a callback
-endpoint: `Prefer: wait=N` on creation (RFC 7240), `?wait=N&since_version=V` on a read.
-No polling: the process's watchers wake the waiter when the job changes."""
+"""Holding an answer until a job settles or changes, for clients without a callback
+endpoint: `Prefer: wait=N` on creation (RFC 7240), `?wait=N` (until it settles) or
+`?wait=N&since_version=V` (until it changes) on a read. No polling: the process's watchers
+wake the waiter when the job changes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from service.api.context import ApiContext
 from service.api.params import ascii_int, int_param
 from service.api.problems import Problem, rate_limited
 from service.domain.jobs import Job
-from service.domain.states import TERMINAL
+from service.domain.settling import is_settled
 from service.workers.watchers import TooManyWaiters, Waiter
 
 MAX_WAIT_SECONDS = 60
@@ -41,14 +42,14 @@ def wait_params(params: Mapping[str, str]) -> tuple[int, int | None]:
     return seconds, since if since >= 0 else None
 
 
-def finished_or_past(since_version: int | None) -> Callable[[Job], bool]:
-    """What a waiter waits for: given a version, any change past it (a finished job still
-    changes: its archive, its callback status); else the job finished."""
+def settled_or_past(since_version: int | None) -> Callable[[Job], bool]:
+    """What a waiter waits for: given a version, any change past it (a settled job still
+    changes: its callback status); else the job settled (terminal, its outputs kept)."""
 
     def done(job: Job) -> bool:
         if since_version is not None:
             return job.version > since_version
-        return job.status in TERMINAL
+        return is_settled(job)
 
     return done
 

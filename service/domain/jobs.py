@@ -42,6 +42,8 @@ class Job:
     refreshed_at: datetime | None = None  # the last POST /refresh that polled the provider
     archive_status: str | None = None  # pending, done, failed; None: not archived
     outputs: list[dict[str, Any]] | None = None  # as clients see them, once archived
+    archive_error: str | None = None  # why its outputs are not (all) kept, or not yet
+    settled_at: datetime | None = None  # terminal, and its outputs no longer being kept
 
     @property
     def track_id(self) -> int:

@@ -39,7 +39,9 @@ def job_json(job: Job) -> dict[str, Any]:
         "callback_status": job.callback_status,
         "metadata": job.metadata,
         "archive_status": job.archive_status,
+        "archive_error": job.archive_error,
         "outputs": job.outputs,
+        "settled_at": rfc3339(job.settled_at),
     }
 
 

@@ -26,7 +26,7 @@ class Store:
         self.watching = WatchStore(db)
         self.jobs = JobStore(db)
         self.changes = ChangeStore(db, self.watching.changed)
-        self.callbacks = CallbackStore(db)
+        self.callbacks = CallbackStore(db, self.watching.changed)
         self.clients = ClientStore(db)
         self.stats = StatsStore(db)
         self.archives = ArchiveStore(db, self.watching.changed)

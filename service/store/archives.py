@@ -116,13 +116,14 @@ class ArchiveStore:
                 return False
             if rows:
                 conn.execute(qa.insert_outputs(rows))
-            conn.execute(qa.set_job_archive(task.job_id, status, outputs, now))
+            conn.execute(qa.set_job_archive(task.job_id, status, outputs, error, now))
             conn.execute(q.insert_event(task.job_id, now, "archived", "archiver", detail))
             conn.execute(qa.release_held_callback(task.job_id, now))
             if counts:
                 conn.execute(qa.bump_archive_counts(conn.dialect.name, counts))
-            if postgresql:
+            if postgresql:  # the held callback is due; the job settled for its waiters
                 conn.execute(q.notify_workers(Wake.CALLBACK_DUE))
+                conn.execute(q.notify_watchers(task.job_id))
             return True
 
         settled = await self.db.run(tx)
@@ -133,9 +134,24 @@ class ArchiveStore:
     async def retry(
         self, task: ArchiveTask, owner: str, now: datetime, retry: archive.Retry
     ) -> bool:
-        """Not yet: due again at `retry.at` (the job itself does not change)."""
+        """Not yet: due again at `retry.at`; the job shows why (`archive_error`), its status
+        does not change."""
         stmt = qa.retry_archive(task.id, owner, retry.at, retry.reason, now)
-        return await self.db.run(lambda conn: conn.execute(stmt).first() is not None)
+        noted = qa.note_archive_error(task.job_id, retry.reason, now)
+        postgresql = self.db.is_postgresql
+
+        def tx(conn: Connection) -> tuple[bool, bool]:
+            if conn.execute(stmt).first() is None:
+                return False, False
+            changed = conn.execute(noted).rowcount > 0
+            if changed and postgresql:
+                conn.execute(q.notify_watchers(task.job_id))
+            return True, changed
+
+        retried, changed = await self.db.run(tx)
+        if changed:
+            self._changed(task.job_id)
+        return retried
 
     async def outputs_of(self, job_ids: Sequence[int]) -> list[StoredOutput]:
         if not job_ids:

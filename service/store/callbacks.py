@@ -3,6 +3,7 @@ outbox row, as a job event, and as the job's callback status) in one transaction
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,10 @@ from service.store.tables import callback_deliveries
 
 
 class CallbackStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changed: Callable[[int], None] = lambda _job_id: None) -> None:
+        """`changed(job_id)`: after an attempt or a replay changed the job (waiters)."""
         self.db = db
+        self._changed = changed
 
     async def claim_deliveries(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
@@ -61,6 +64,7 @@ class CallbackStore:
             values["schedule_step"] = delivery.schedule_step + 1
         if attempt.outcome == callbacks.DELIVERED:
             values["delivered_at"] = now
+        postgresql = self.db.is_postgresql
         event = {
             "webhook_id": delivery.webhook_id,
             "attempt": delivery.attempts + 1,
@@ -81,9 +85,14 @@ class CallbackStore:
                 q.insert_event(delivery.job_id, now, "callback_attempt", "notifier", event)
             )
             conn.execute(q.set_callback_status(delivery.job_id, row.status, now))
+            if postgresql:  # a new version of the job, for waiters on any replica
+                conn.execute(q.notify_watchers(delivery.job_id))
             return delivery_from_row(row)
 
-        return await self.db.run(tx)
+        finished = await self.db.run(tx)
+        if finished is not None:
+            self._changed(delivery.job_id)
+        return finished
 
     async def replay_callback(
         self, job_id: int, now: datetime, key_prefix: str = ""
@@ -108,9 +117,13 @@ class CallbackStore:
             conn.execute(q.set_callback_status(job_id, callbacks.PENDING, now))
             if postgresql:
                 conn.execute(q.notify_workers(q.WAKE_CALLBACK_DUE))
+                conn.execute(q.notify_watchers(job_id))
             return delivery_from_row(row)
 
-        return await self.db.run(tx)
+        replayed = await self.db.run(tx)
+        if replayed is not None:
+            self._changed(job_id)
+        return replayed
 
     async def delivery_of_job(self, job_id: int) -> Delivery | None:
         async with self.db.read() as conn:

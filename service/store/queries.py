@@ -466,6 +466,15 @@ def notify_workers(cause: Wake) -> TextClause:
     )
 
 
+def notify_watchers(job_id: int) -> TextClause:
+    """PostgreSQL: tell the processes waiting on this job (its job_watchers rows) that it
+    changed, when this transaction commits; nothing when no one waits on it."""
+    return text(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM job_watchers w WHERE w.job_id = :job_id) "
+        "THEN pg_notify(:channel, CAST(:job_id AS text)) END"
+    ).bindparams(job_id=job_id, channel=WATCH_CHANNEL)
+
+
 def forget_idempotency_key(client_id: int, key: str, created_before: datetime) -> Update:
     """Idempotency keys live 24 hours: free an old one so it can name a new job."""
     return (

@@ -81,13 +81,34 @@ def insert_outputs(rows: Sequence[Mapping[str, Any]]) -> Insert:
 
 
 def set_job_archive(
-    job_id: int, status: str, outputs: list[dict[str, Any]], now: datetime
+    job_id: int, status: str, outputs: list[dict[str, Any]], error: str | None, now: datetime
 ) -> Update:
-    """The job as clients see it: its archive status and outputs (a new version)."""
+    """The job as clients see it: its archive status, outputs and why any is not kept, and
+    settled now (a new version)."""
     return (
         update(jobs)
         .where(jobs.c.id == job_id)
-        .values(archive_status=status, outputs=outputs, updated_at=now, version=jobs.c.version + 1)
+        .values(
+            archive_status=status,
+            outputs=outputs,
+            archive_error=error,
+            settled_at=now,
+            updated_at=now,
+            version=jobs.c.version + 1,
+        )
+    )
+
+
+def note_archive_error(job_id: int, error: str, now: datetime) -> Update:
+    """Why the job's outputs are not kept yet, when that reason is new (a new version)."""
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == job_id,
+            jobs.c.archive_status == "pending",
+            jobs.c.archive_error.is_distinct_from(error),
+        )
+        .values(archive_error=error, updated_at=now, version=jobs.c.version + 1)
     )
 
 

@@ -137,6 +137,8 @@ def job_from_mapping(m: Any) -> Job:
         refreshed_at=m["refreshed_at"],
         archive_status=m["archive_status"],
         outputs=m["outputs"],
+        archive_error=m["archive_error"],
+        settled_at=m["settled_at"],
     )
 
 

@@ -41,6 +41,7 @@ _DATES = (
     "next_poll_at",
     "lease_expires_at",
     "refreshed_at",
+    "settled_at",
     "revoked_at",
     "last_used_at",
 )

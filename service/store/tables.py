@@ -105,6 +105,11 @@ jobs = Table(
     # stored outputs as clients see them (the record of each object is job_outputs).
     Column("archive_status", String(20)),
     Column("outputs", Json),
+    # Why the outputs are not (all) kept, or not yet: the archive's last reason.
+    Column("archive_error", Text),
+    # When the job settled: terminal, and its outputs no longer being kept (every channel's
+    # finish line: service/domain/settling.py).
+    Column("settled_at", UTCDateTime()),
     UniqueConstraint("client_id", "idempotency_key"),
     # One partial index per claim query, matching its WHERE and ORDER BY, so a claim reads
     # only unfinished rows however much finished history the table holds.

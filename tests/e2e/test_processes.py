@@ -289,9 +289,10 @@ def test_submit_wait_then_jobs_list_show_watch(db_url: str) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         _, log = server.communicate(timeout=20)
-    # it followed the job's event stream, and read the job once at the end: no polling
+    # it followed the job's event stream, whose last message is the settled job: no polling,
+    # not even a read at the end
     assert log.count(f'"GET /v1/jobs/{job_id}/events HTTP/1.1" 200') >= 1
-    assert log.count(f'"GET /v1/jobs/{job_id} HTTP/1.1" 200') == 1
+    assert log.count(f'"GET /v1/jobs/{job_id} HTTP/1.1" 200') == 0
 
 
 def test_multi_worker_uvicorn_metrics_are_summed_not_double_counted(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

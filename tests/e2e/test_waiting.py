@@ -22,17 +22,34 @@ BODY = {"image": "https://images.example.invalid/a.png", "width": 128, "height":
 TERMINAL = {"succeeded", "failed", "timed_out", "canceled"}
 
 
-async def test_prefer_wait_answers_the_finished_job(service: Start) -> None:
+async def test_prefer_wait_answers_the_settled_job_201(service: Start) -> None:
     svc = await service(sim_eta_seconds=0.2)
     started = time.monotonic()
     r = await svc.client.post(
         "/v1/jobs", json=BODY, headers={**svc.headers, "Prefer": "wait=20"}, timeout=30
     )
-    assert r.status_code == 202, r.text
+    assert r.status_code == 201, r.text
     assert r.headers["Preference-Applied"] == "wait=20"
     assert r.headers["Location"] == f"/v1/jobs/{r.json()['id']}"
-    assert r.json()["status"] == "succeeded" and r.json()["output"]
+    job = r.json()
+    assert job["status"] == "succeeded" and job["output"]
+    assert job["archive_status"] is None and job["settled_at"] == job["completed_at"]
     assert time.monotonic() - started < 10  # released by the change, not by the 20 s
+    # the same key and body again: 200 (a replay, not a creation), settled as well
+    again = await svc.client.post(
+        "/v1/jobs",
+        json=BODY,
+        headers={**svc.headers, "Prefer": "wait=20", "Idempotency-Key": "k-1"},
+        timeout=30,
+    )
+    assert again.status_code == 201
+    replay = await svc.client.post(
+        "/v1/jobs",
+        json=BODY,
+        headers={**svc.headers, "Prefer": "wait=20", "Idempotency-Key": "k-1"},
+        timeout=30,
+    )
+    assert replay.status_code == 200 and replay.json()["id"] == again.json()["id"]
 
 
 async def test_prefer_wait_answers_the_job_as_it_stands_when_time_is_up(service: Start) -> None:
@@ -70,9 +87,9 @@ async def test_a_read_waits_for_the_end_or_for_a_version_past_the_one_given(
     )
     assert changed.status_code == 200 and changed.json()["version"] > job["version"]
     done = await svc.client.get(f"{url}?wait=20", headers=svc.headers, timeout=30)
-    assert done.json()["status"] == "succeeded"
+    assert done.json()["status"] == "succeeded" and done.json()["settled_at"]
     started = time.monotonic()
-    again = await svc.client.get(f"{url}?wait=20", headers=svc.headers)  # finished: at once
+    again = await svc.client.get(f"{url}?wait=20", headers=svc.headers)  # settled: at once
     assert again.json() == done.json() and time.monotonic() - started < 1
     for bad in ("wait=61", "wait=-1", "wait=1.5", "since_version=x"):
         r = await svc.client.get(f"{url}?{bad}", headers=svc.headers)
@@ -134,7 +151,8 @@ async def test_many_waiters_cost_no_database_reads_while_nothing_changes(
 
 async def _stream(
     client: httpx.AsyncClient, url: str, headers: dict[str, str]
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The events a stream sends, and the settled job it ends with."""
     got = []
     # (a copy: httpx-sse sets Accept in the dict it is given)
     async with aconnect_sse(client, "GET", url, headers=dict(headers), timeout=30) as source:
@@ -142,28 +160,34 @@ async def _stream(
         assert source.response.headers["content-type"].startswith("text/event-stream")
         async for sse in source.aiter_sse():
             data = json.loads(sse.data)
+            if sse.event == "settled":
+                # no id of its own: the last event id stays the settling event's
+                assert sse.id == str(got[-1]["id"]) and data["settled_at"]
+                return got, data
             assert sse.id == str(data["id"]) and sse.event == data["kind"]
             got.append(data)
-    return got
+    raise AssertionError(f"the stream ended without its settled job, after {got}")
 
 
-async def test_events_stream_live_end_after_the_terminal_one_and_resume(
+async def test_events_stream_live_end_at_the_settling_and_resume(
     service: Start,
 ) -> None:
     svc = await service(sim_eta_seconds=0.3)
     job = await svc.create(BODY)
     url = f"/v1/jobs/{job['id']}/events"
-    streamed = await _stream(svc.client, url, svc.headers)
-    # every event once, in order, the same as the history; the last one ends the job
+    streamed, settled = await _stream(svc.client, url, svc.headers)
+    # every event once, in order, the same as the history; the last one settled the job
+    # (nothing is kept here: its terminal transition), then the settled job itself
     assert [e["id"] for e in streamed] == sorted({e["id"] for e in streamed})
     history = await svc.events(job["id"])
     assert streamed == history
     assert streamed[-1]["kind"] == "transition" and streamed[-1]["to_status"] in TERMINAL
-    # resumed after the second event: the rest, no more, no less
-    resumed = await _stream(
+    assert settled == await svc.get(job["id"])
+    # resumed after the second event: the rest, no more, no less, and the job again
+    resumed, again = await _stream(
         svc.client, url, {**svc.headers, "Last-Event-ID": str(streamed[1]["id"])}
     )
-    assert resumed == streamed[2:]
+    assert resumed == streamed[2:] and again == settled
     # resumed after the last: nothing left, and 204 tells an EventSource to stop
     last = {**svc.headers, "Accept": "text/event-stream", "Last-Event-ID": str(streamed[-1]["id"])}
     assert (await svc.client.get(url, headers=last)).status_code == 204
@@ -183,7 +207,8 @@ async def test_a_stream_follows_the_job_as_it_happens(service: Start) -> None:
         svc.client, "GET", url, headers=dict(svc.headers), timeout=30
     ) as source:
         async for sse in source.aiter_sse():
-            arrivals.append((time.monotonic(), json.loads(sse.data)))
+            if sse.event != "settled":
+                arrivals.append((time.monotonic(), json.loads(sse.data)))
     kinds = [e["kind"] for _, e in arrivals]
     assert kinds[0] == "created" and arrivals[-1][1]["to_status"] == "succeeded"
     assert "webhook" in kinds

@@ -1,6 +1,7 @@
-"""Waiting across real processes: a job finished by a webhook on one replica releases a
-waiter on another within 100 ms (PostgreSQL LISTEN/NOTIFY), and a server told to stop
-ends its long-polls and event streams at once instead of holding shutdown."""
+"""Waiting across real processes: a job finished by a webhook, or settled by its archive, on
+one replica releases a waiter on another within 100 ms (PostgreSQL LISTEN/NOTIFY), and a
+server told to stop ends its long-polls and event streams at once instead of holding
+shutdown."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -20,7 +22,7 @@ from httpx_sse import aconnect_sse
 from service.domain.tokens import make_token
 from service.store.engine import asyncpg_dsn
 from tests.live import free_port
-from tests.processes import Proc, clean_env, wait_healthy
+from tests.processes import STANDALONE_SIM, Proc, clean_env, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -97,6 +99,73 @@ async def test_a_webhook_on_one_replica_releases_a_waiter_on_another_within_100_
         b.kill(signal.SIGTERM)
     print("release lags:", [f"{x * 1000:.1f} ms" for x in lags])
     assert max(lags) < 0.1, [f"{x * 1000:.0f} ms" for x in lags]
+
+
+@pytest.mark.postgresql
+async def test_the_archive_settling_on_one_replica_releases_a_waiter_on_another_within_100_ms(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A waits on nothing; its workers run the job (a standalone simulator) and archive its
+    output. B holds `GET /v1/jobs/{id}?wait=30`, which ends at the settling, not at the
+    terminal transition: B hears the archive's NOTIFY, not the once-a-second catch-up."""
+    assert db_url.startswith("postgresql")
+    sim_port, a_port, b_port = free_port(), free_port(), free_port()
+    env = {
+        **clean_env(),
+        **STANDALONE_SIM,
+        "DATABASE_URL": db_url,
+        "MODELSLAB_API_KEY": "test-key",
+        "MODELSLAB_BASE_URL": f"http://127.0.0.1:{sim_port}/api/v6",
+        "WEBHOOK_SECRET": SECRET,
+        "OUTPUT_STORE": str(tmp_path / "outputs"),
+        "ALLOW_PRIVATE_CALLBACKS": "true",  # the simulator's outputs are on loopback
+        "SIM_ETA_SECONDS": "0.3",
+        "SWEEP_INTERVAL_SECONDS": "0.2",
+    }
+    headers = _key(env)
+    sim = Proc(["simulator", "--port", str(sim_port)], env, tmp_path / "sim.log")
+    a = Proc(
+        ["serve", "--port", str(a_port)],
+        {**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{a_port}"},
+        tmp_path / "a.log",
+    )
+    b = Proc(
+        ["serve", "--no-workers", "--port", str(b_port)],
+        {**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{b_port}"},
+        tmp_path / "b.log",
+    )
+    a_url, b_url = f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{b_port}"
+    watchers = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        for url in (f"http://127.0.0.1:{sim_port}", a_url, b_url):
+            await wait_healthy(url)
+        lags = []
+        async with httpx.AsyncClient(timeout=40) as client:
+            for _ in range(5):
+                job = (await client.post(f"{a_url}/v1/jobs", json=BODY, headers=headers)).json()
+                waiting = asyncio.create_task(
+                    client.get(f"{b_url}/v1/jobs/{job['id']}?wait=30", headers=headers)
+                )
+                for _ in range(500):  # until B's waiter is registered in the database
+                    if await watchers.fetchval(
+                        "SELECT count(*) FROM job_watchers WHERE job_id = $1", job["track_id"]
+                    ):
+                        break
+                    await asyncio.sleep(0.01)
+                answer = await waiting
+                released = datetime.now(UTC)
+                settled = answer.json()
+                assert settled["archive_status"] == "done" and settled["outputs"], settled
+                at = datetime.fromisoformat(settled["settled_at"].replace("Z", "+00:00"))
+                assert at > datetime.fromisoformat(settled["completed_at"].replace("Z", "+00:00"))
+                lags.append((released - at).total_seconds())
+    finally:
+        await watchers.close()
+        for proc in (a, b, sim):
+            proc.kill(signal.SIGTERM)
+    lags.sort()
+    print("archive settled to waiter released:", [f"{x * 1000:.1f} ms" for x in lags])
+    assert lags[len(lags) // 2] < 0.1, [f"{x * 1000:.0f} ms" for x in lags]
 
 
 async def test_stopping_the_server_ends_long_polls_and_streams_at_once(

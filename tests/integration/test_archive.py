@@ -157,10 +157,23 @@ async def test_an_output_is_stored_byte_identical_with_its_checksum_and_shape(ri
 
 async def test_a_url_that_is_not_there_yet_is_tried_again_until_it_is(rig: Rig) -> None:
     rig.images.bodies["late.png"] = png()
-    rig.images.scripts["late.png"] = [404, 404, 404]
-    job = await archived(rig, (await succeed(rig, "late.png")).id)
-    assert job.archive_status == "done"
-    assert rig.images.hits["late.png"] == 4
+    rig.images.scripts["late.png"] = [404] * 5
+    started = await succeed(rig, "late.png")
+    assert started.settled_at is None and started.archive_error is None
+    # while it waits the job says why, in a new version; it is not settled yet
+    for _ in range(250):
+        waiting = await rig.store.jobs.get_job_by_id(started.id)
+        assert waiting is not None
+        if waiting.archive_error is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert waiting.archive_error == "http_404" and waiting.archive_status == "pending"
+    assert waiting.version > started.version and waiting.settled_at is None
+    job = await archived(rig, started.id)
+    assert job.archive_status == "done" and job.archive_error is None
+    assert job.completed_at is not None and job.settled_at is not None
+    assert job.settled_at > job.completed_at
+    assert rig.images.hits["late.png"] == 6
 
 
 @pytest.mark.parametrize(
@@ -177,6 +190,7 @@ async def test_what_is_not_an_image_or_too_large_fails_the_archive_not_the_job(
     job = await archived(rig, (await succeed(rig, "bad")).id)
     assert job.status is JobStatus.SUCCEEDED and job.archive_status == "failed"
     assert job.outputs is not None and job.outputs[0]["error"] == reason
+    assert job.archive_error == reason and job.settled_at is not None
     assert job.outputs[0]["url"] is None
     assert not list(rig.root.rglob("*.*"))
     backlog = await rig.store.archives.backlog()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from service.domain.archive import ArchivePolicy
 from service.domain.changes import Change, Fields, Note, cancel
 from service.domain.requests import JobRequest
 from service.domain.states import JobStatus
@@ -41,6 +42,7 @@ async def test_a_transition_is_compare_and_set_on_the_expected_state(store: Stor
         job, Change("webhook", JobStatus.SUCCEEDED, Fields(output=("https://x.invalid/1.png",))), T0
     )
     assert done.changed and done.job is not None and done.job.status is JobStatus.SUCCEEDED
+    assert done.job.settled_at == T0  # nothing to keep: settled with its terminal change
     # The same snapshot applied again (a duplicate webhook, a late poll) changes nothing.
     again = await store.changes.apply_change(
         job, Change("sweeper", JobStatus.FAILED, Fields(provider_status="x")), T0
@@ -50,6 +52,23 @@ async def test_a_transition_is_compare_and_set_on_the_expected_state(store: Stor
     assert again.job.provider_status is None and again.job.output == ["https://x.invalid/1.png"]
     kinds = [e.kind for e in await store.jobs.list_events(job.id)]
     assert kinds.count("ignored") == 1
+
+
+async def test_a_success_whose_outputs_are_kept_settles_only_with_its_archive(
+    store: Store,
+) -> None:
+    store.changes.archive = ArchivePolicy()
+    cid = await client_id(store)
+    job = await processing_job(store, cid, T0)
+    kept = await store.changes.apply_change(
+        job, to(JobStatus.SUCCEEDED, output=("https://x.invalid/1.png",)), T0
+    )
+    assert kept.job is not None and kept.job.completed_at == T0
+    assert kept.job.archive_status == "pending" and kept.job.settled_at is None
+    # a job that ends otherwise has nothing to keep: settled at once
+    other = await processing_job(store, cid, T0)
+    canceled = await store.changes.apply_change(other, cancel(), T0 + LEASE)
+    assert canceled.job is not None and canceled.job.settled_at == T0 + LEASE
 
 
 async def test_a_terminal_job_ignores_plain_value_updates(store: Store) -> None:

@@ -36,3 +36,19 @@ def test_ends_with_the_output_or_the_error() -> None:
         utcnow(),
     )
     assert "provider_error: NSFW" in failed
+
+
+@freeze_time("2026-11-25 12:00:00")
+def test_a_kept_output_is_shown_where_it_is_kept() -> None:
+    provider = "https://x.invalid/1.png"
+    keeping = {**BASE, "status": "succeeded", "output": [provider], "archive_status": "pending"}
+    line = progress_line({**keeping, "archive_error": "http_404"}, utcnow())
+    assert "keeping outputs (http_404)" in line and line.endswith(provider)
+    kept = {
+        **keeping,
+        "archive_status": "done",
+        "outputs": [{"url": "http://127.0.0.1:8000/v1/jobs/job_1/outputs/0", "error": None}],
+    }
+    assert progress_line(kept, utcnow()).endswith("/v1/jobs/job_1/outputs/0")
+    lost = {**kept, "archive_status": "failed", "outputs": [{"url": None, "error": "too_large"}]}
+    assert progress_line(lost, utcnow()).endswith("not kept: too_large")

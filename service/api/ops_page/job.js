@@ -148,8 +148,10 @@ async function refreshJob(jobId) {
   const [job, events, who] = await Promise.all([api(path), api(path + "/events?limit=500"), whoAmI()]);
   document.getElementById("job-id").textContent = job.id;
   const state = document.getElementById("job-state");
+  // Done for its client once settled: terminal, and its outputs no longer being kept.
+  const settling = TERMINAL.includes(job.status) && !job.settled_at;
   state.className = "state " + job.status;
-  state.textContent = job.status;
+  state.textContent = job.status + (settling ? " · keeping outputs" : "");
   const facts = document.getElementById("job-facts");
   facts.replaceChildren();
   fact(facts, "track id", job.track_id);
@@ -162,7 +164,9 @@ async function refreshJob(jobId) {
   fact(facts, "finished", job.completed_at);
   fact(facts, "polls / webhooks", job.polls + " / " + job.webhooks);
   fact(facts, "callback", job.callback_url ? job.callback_url + " (" + (job.callback_status || "not yet") + ")" : null);
-  fact(facts, "archive", job.archive_status);
+  fact(facts, "archive", job.archive_status &&
+    job.archive_status + (job.archive_error ? " (" + job.archive_error + ")" : ""));
+  fact(facts, "settled", job.settled_at || (settling ? "not yet: keeping its outputs" : null));
   fact(facts, "version", job.version);
   const image = job.request.image || "";
   const request = { ...job.request, metadata: job.metadata };

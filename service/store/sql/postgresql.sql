@@ -6,7 +6,8 @@
 -- expects it ($2, and under the claim $3 when given): set the job's fields, bump its
 -- version, record the change's events in order, move the per-state counters, and queue
 -- the callback (its body is built at the first delivery; held until $28 when the job's
--- outputs are to be archived, which queues the archive), and NOTIFY $27 when a process
+-- outputs are to be archived, which queues the archive; a terminal job with nothing to
+-- keep is settled now), and NOTIFY $27 when a process
 -- waits on the job (job_watchers). Returns the changed job, or no row when the job had
 -- moved (the caller reads it in a statement of its own: this one's snapshot may predate
 -- the change it waited for).
@@ -34,7 +35,9 @@ WITH upd AS (
         callback_status = CASE WHEN $16::boolean AND callback_url IS NOT NULL THEN 'pending'
                                ELSE callback_status END,
         archive_status = CASE WHEN $28::timestamptz IS NOT NULL THEN 'pending'
-                              ELSE archive_status END
+                              ELSE archive_status END,
+        settled_at = CASE WHEN $16::boolean AND $28::timestamptz IS NULL THEN $6::timestamptz
+                          ELSE settled_at END
     WHERE id = $1::bigint AND status = $2::varchar
       AND ($3::varchar IS NULL OR lease_owner = $3::varchar)
     RETURNING *

@@ -4,8 +4,9 @@
 
 -- name: apply_change
 -- One planned change, when the job is still where the caller expects it (:expect, and
--- under the claim :owner when given): its fields, its version, its lease. The caller adds
--- the events, counters and outbox row in the same transaction. No row: the job had moved.
+-- under the claim :owner when given): its fields, its version, its lease (a terminal job
+-- with nothing to keep is settled now). The caller adds the events, counters and outbox
+-- row in the same transaction. No row: the job had moved.
 UPDATE jobs SET
     status = :status,
     version = version + :version_bump,
@@ -27,7 +28,8 @@ UPDATE jobs SET
     webhooks = webhooks + :webhooks,
     callback_status = CASE WHEN :terminal AND callback_url IS NOT NULL THEN 'pending'
                            ELSE callback_status END,
-    archive_status = CASE WHEN :archive THEN 'pending' ELSE archive_status END
+    archive_status = CASE WHEN :archive THEN 'pending' ELSE archive_status END,
+    settled_at = CASE WHEN :terminal AND NOT :archive THEN :now ELSE settled_at END
 WHERE id = :id AND status = :expect AND (:owner IS NULL OR lease_owner = :owner)
 RETURNING *
 
