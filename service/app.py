@@ -20,6 +20,7 @@ from service.api import (
     events,
     health,
     jobs,
+    links,
     me,
     metrics,
     openapi,
@@ -30,7 +31,7 @@ from service.api import (
     webhooks,
 )
 from service.api.context import ApiContext
-from service.api.middleware import RequestId
+from service.api.middleware import RequestId, cors
 from service.api.problems import EXCEPTION_HANDLERS
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
@@ -178,6 +179,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
         routes += [
             *jobs.routes,
             *events.routes,
+            *links.routes,
             *outputs.routes,
             *actions.routes,
             *stats.routes,
@@ -191,9 +193,12 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
         ]
     if simulator is not None:
         routes.append(Mount(SIMULATOR_MOUNT, app=simulator.app))
+    middleware = [Middleware(RequestId)]
+    if settings.cors_origins and api:  # outermost: its headers go on every answer, 500s too
+        middleware.insert(0, cors(settings.cors_origins))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestId)],
+        middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

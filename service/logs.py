@@ -73,6 +73,9 @@ class JsonFormatter(logging.Formatter):
 
 
 _PATTERNS = (
+    # Event links' tokens, in a URL's query (the access log) or alone (first: their tail
+    # looks like a webhook token).
+    (re.compile(r"\bevl_[A-Za-z0-9._-]+"), "evl_[redacted]"),
     # Webhook tokens travel in the URL path, and may turn up alone in a message.
     (re.compile(r"(/webhooks/modelslab/)[^\s\"'?#&]+"), r"\1[redacted]"),
     (re.compile(r"\b[0-9]{1,18}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"), "[redacted-token]"),

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     output_archive_retry_base_seconds: float = Field(5.0, gt=0)  # doubling, up to 10 min
     output_presign_seconds: float = Field(0.0, ge=0)  # S3: > 0 redirects reads to a signed URL
     series_flush_seconds: float = Field(10.0, gt=0)  # each process adds its counts this often
+    # Browsers: origins whose pages may call the API (comma-separated; empty: no CORS), and
+    # how long an event link (a key-less URL of one job's event stream) stays valid.
+    cors_allow_origins: str = ""
+    event_link_ttl_seconds: float = Field(900.0, gt=0, le=7 * 86400)
 
     # The built-in simulator (used when MODELSLAB_API_KEY is unset).
     sim_eta_seconds: float = Field(3.0, ge=0)
@@ -153,6 +157,10 @@ class Settings(BaseSettings):
             max_open_seconds=self.provider_circuit_max_open_seconds,
             probe_seconds=2 * self.provider_timeout_seconds + 5,
         )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_allow_origins.split(",") if o.strip()]
 
     @property
     def archives_outputs(self) -> bool:

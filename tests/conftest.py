@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from service.api.context import ApiContext
 from service.app import create_app
 from service.settings import Settings
 from service.store import Store
@@ -150,6 +151,7 @@ class Api:
     client: httpx.AsyncClient
     store: Store
     settings: Settings
+    ctx: ApiContext | None = None  # the app's, for a test that injects a clock
 
     async def key(
         self, client: str = "team-a", scopes: str = "jobs:write,jobs:read"
@@ -166,7 +168,7 @@ async def api(db_url: str) -> AsyncIterator[Api]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(client, app.state.ctx.store, settings)
+            yield Api(client, app.state.ctx.store, settings, app.state.ctx)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from service.api import links
 from service.api.auth import JOBS_READ, OPS_READ
 from service.api.context import ApiContext, ctx_of
 from service.api.lookup import visible_job
@@ -38,8 +39,12 @@ def wants_stream(request: Request) -> bool:
 
 
 async def list_events(request: Request) -> Response:
-    """Oldest first, `EVENTS_PAGE` at a time; pass `next_cursor` back as `cursor`."""
-    principal, job = await visible_job(request, JOBS_READ, OPS_READ)
+    """Oldest first, `EVENTS_PAGE` at a time; pass `next_cursor` back as `cursor`. An event
+    link's `token` stands in for the key (a browser's EventSource sends none)."""
+    if links.PARAMETER in request.query_params:
+        principal, job = await links.linked_job(request)
+    else:
+        principal, job = await visible_job(request, JOBS_READ, OPS_READ)
     resume = _last_event_id(request)
     if wants_stream(request):
         return await _stream(request, job.id, principal.client_id, resume)

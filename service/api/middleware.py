@@ -1,12 +1,14 @@
-"""ASGI middleware: a request id for every request, in the logs and the response; and the
+"""ASGI middleware: a request id for every request, in the logs and the response; the
 boundary that turns any exception into a problem answer, so none reaches the server (which
-would log a second traceback)."""
+would log a second traceback); and CORS for the origins CORS_ALLOW_ORIGINS names."""
 
 from __future__ import annotations
 
 import itertools
 import os
 
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
@@ -60,3 +62,31 @@ class RequestId:
 def _new_id() -> str:
     """Unique per process (a random prefix) and cheap (no system call per request)."""
     return f"{_PREFIX}{next(_COUNTER):010x}"
+
+
+# What a page may send (a key, a JSON body, our request headers, an EventSource's resume)
+# and read (where a job is, its output's checksum, when to retry, whether a wait applied).
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Prefer",
+    "Last-Event-ID",
+    "If-None-Match",
+    "X-Request-ID",
+)
+CORS_EXPOSED_HEADERS = ("Location", "ETag", "Retry-After", "Preference-Applied", "X-Request-ID")
+
+
+def cors(origins: list[str]) -> Middleware:
+    """Starlette's CORS middleware for these origins: no cookies (keys travel in headers,
+    event links in their URL), preflights cached for ten minutes."""
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=list(CORS_REQUEST_HEADERS),
+        expose_headers=list(CORS_EXPOSED_HEADERS),
+        allow_credentials=False,
+        max_age=600,
+    )

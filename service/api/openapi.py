@@ -188,7 +188,26 @@ def _paths() -> dict[str, Any]:
                     },
                     CURSOR,
                     LAST_EVENT_ID,
+                    parameter(
+                        "token",
+                        "query",
+                        {"type": "string", "pattern": "^evl_[A-Za-z0-9._-]{1,200}$"},
+                        "An event link's token (`POST /v1/jobs/{id}/event-links`): stands in "
+                        "for `Authorization`, for this job's events only",
+                    ),
                 ],
+            )
+        },
+        "/v1/jobs/{job_id}/event-links": {
+            "post": operation(
+                "createEventLink",
+                "jobs",
+                "A URL of this job's event stream that needs no key, for a browser's EventSource",
+                {
+                    "201": json_body("EventLink", "The link, valid EVENT_LINK_TTL_SECONDS"),
+                    **NOT_FOUND,
+                },
+                [JOB_ID],
             )
         },
         "/v1/jobs/{job_id}/outputs/{n}": {

@@ -206,6 +206,16 @@ class Series(BaseModel):
     usage: list[Usage]
 
 
+class EventLink(BaseModel):
+    """A URL of one job's event stream that needs no Authorization header, for a browser's
+    `EventSource` (read-only, this job only)."""
+
+    url: str = Field(description="Absolute; its `token` stands in for the key: keep it private")
+    expires_at: datetime = Field(
+        description="After this a new connection is refused (401); one already open goes on"
+    )
+
+
 class CallbackReplay(BaseModel):
     webhook_id: str
     status: str
@@ -235,6 +245,7 @@ MODELS: list[type[BaseModel]] = [
     EventList,
     Problem,
     CallbackReplay,
+    EventLink,
     Stats,
     Series,
     CallbackEvent,

@@ -7,6 +7,7 @@ import contextlib
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -85,14 +86,13 @@ class ClientStore:
             except Exception as exc:  # a read must not fail for want of this write (disk full)
                 if unavailable(exc) is None:
                     raise
-        return Principal(
-            key_id=m["id"],
-            client_id=m["client_id"],
-            client_name=m["client_name"],
-            scopes=frozenset(s for s in m["scopes"].split(",") if s),
-            default_callback_url=m["default_callback_url"],
-            key_prefix=m["prefix"],
-        )
+        return _principal(m)
+
+    async def active_key(self, key_id: int) -> Principal | None:
+        """The key with this id, as a caller, unless it was revoked (event links)."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(q.find_active_key_by_id(key_id))).first()
+        return _principal(row._mapping) if row is not None else None
 
     async def list_keys(self) -> list[KeyInfo]:
         async with self.db.read() as conn:
@@ -131,3 +131,15 @@ class ClientStore:
     async def set_default_callback(self, client_name: str, url: str | None) -> bool:
         stmt = q.set_default_callback(client_name, url)
         return await self.db.run(lambda conn: bool(conn.execute(stmt).rowcount))
+
+
+def _principal(m: Any) -> Principal:
+    """A caller from its key's row (with its client's name and default callback URL)."""
+    return Principal(
+        key_id=m["id"],
+        client_id=m["client_id"],
+        client_name=m["client_name"],
+        scopes=frozenset(s for s in m["scopes"].split(",") if s),
+        default_callback_url=m["default_callback_url"],
+        key_prefix=m["prefix"],
+    )

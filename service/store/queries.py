@@ -144,6 +144,19 @@ def find_active_key(key_hash: str) -> Select[Any]:
     )
 
 
+def find_active_key_by_id(key_id: int) -> Select[Any]:
+    """A key by its id, if not revoked (an event link names the key that made it)."""
+    return (
+        select(
+            api_keys,
+            clients.c.name.label("client_name"),
+            clients.c.default_callback_url,
+        )
+        .join(clients, clients.c.id == api_keys.c.client_id)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    )
+
+
 def touch_key(key_id: int, now: datetime, stale_before: datetime) -> Update:
     """Record last use, at most once per interval per key (keeps reads cheap)."""
     return (

@@ -42,6 +42,7 @@ async def make_api(db_url: str) -> AsyncIterator[Any]:
 ROUTES = [
     ("GET", "/v1/jobs/{id}", "jobs:read"),
     ("GET", "/v1/jobs/{id}/events", "jobs:read"),
+    ("POST", "/v1/jobs/{id}/event-links", "jobs:read"),
     ("POST", "/v1/jobs/{id}/cancel", "jobs:write"),
     ("POST", "/v1/jobs/{id}/refresh", "jobs:write"),
     ("POST", "/v1/jobs/{id}/callbacks/replay", "jobs:write"),
