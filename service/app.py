@@ -3,10 +3,13 @@ provider client, the simulator (when MODELSLAB_API_KEY is unset) and the workers
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import multiprocessing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -37,7 +40,7 @@ from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
 from service.settings import SIMULATOR_MOUNT, Settings
 from service.store import Store
-from service.store.objects import Objects
+from service.store.objects import Objects, StoreHealth, StoreUnusable
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
 from service.workers.series import SeriesFlusher
@@ -94,6 +97,36 @@ def configuration_problem(settings: Settings, *, api: bool = True) -> str | None
     return None
 
 
+STORE_CHECK_SECONDS = 15.0  # obstore retries a refused connection for a while
+
+
+async def output_store_problem(settings: Settings) -> str | None:
+    """Why OUTPUT_STORE cannot keep outputs (a small object written, read back, deleted),
+    or None. Checked when `serve` and `worker` start, so a store that refuses writes stops
+    the process with its name instead of holding every archive (and callback) later."""
+    if not settings.archives_outputs:
+        return None
+    try:
+        objects = Objects.from_setting(settings.output_store, settings.output_store_endpoint)
+        if objects is None:
+            return None
+        async with asyncio.timeout(STORE_CHECK_SECONDS):
+            await objects.check()
+    except StoreUnusable as exc:
+        reason = str(exc)
+    except TimeoutError:
+        reason = f"{settings.output_store}: no answer in {STORE_CHECK_SECONDS:g} s"
+    except OSError as exc:  # a directory that cannot be made
+        reason = f"{settings.output_store}: {exc}"
+    else:
+        return None
+    return (
+        f"the output store cannot keep outputs ({reason}). Fix OUTPUT_STORE (and for S3 "
+        "OUTPUT_STORE_ENDPOINT and the AWS_* variables), or set OUTPUT_STORE=none to keep "
+        "no copies."
+    )
+
+
 def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True) -> Starlette:
     """The service. `api=False` is the worker role: the background workers with only the
     health and metrics routes (for probes and scrapes), and no simulator of its own."""
@@ -147,7 +180,12 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
             database_url=None if settings.is_sqlite else settings.database_url,
         )
         app.state.ctx = ApiContext(
-            settings=settings, store=store, work=work, workers=workers, watchers=watchers
+            settings=settings,
+            store=store,
+            work=work,
+            workers=workers,
+            watchers=watchers,
+            output_store=StoreHealth(objects) if objects is not None else None,
         )
         if simulator is not None:
             log.info(
@@ -213,7 +251,14 @@ def app_from_env() -> Starlette:
 
     settings = load_settings()
     logs.configure(settings.log_format, settings.log_level)
-    problem = configuration_problem(settings)
+    problem = configuration_problem(settings) or _in_a_thread(output_store_problem(settings))
     if problem:
         raise SystemExit(f"outpaint-jobs: {problem}")
     return create_app(settings)
+
+
+def _in_a_thread(coroutine: Coroutine[Any, Any, str | None]) -> str | None:
+    """Run `coroutine` to its end from synchronous code that may itself be running inside
+    an event loop (uvicorn calls a factory from its own loop)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -12,7 +12,12 @@ from datetime import timedelta
 
 from service import logs
 from service.api.auth import ADMIN, SCOPES
-from service.app import configuration_problem, create_app, simulator_config
+from service.app import (
+    configuration_problem,
+    create_app,
+    output_store_problem,
+    simulator_config,
+)
 from service.clock import utcnow
 from service.domain.retention import parse_age, prune_cutoff
 from service.domain.states import JobStatus
@@ -77,11 +82,15 @@ def _tune_gc() -> None:
 
 
 def _run_app(settings: Settings, *, api: bool, run_workers: bool) -> int:
-    """Serve one role under uvicorn, once the configuration holds together and the database
-    is at the migrations' head."""
+    """Serve one role under uvicorn, once the configuration holds together, the database
+    is at the migrations' head and the output store keeps what is written to it."""
     import uvicorn
 
-    problem = configuration_problem(settings, api=api) or asyncio.run(_check_migrated(settings))
+    problem = (
+        configuration_problem(settings, api=api)
+        or asyncio.run(_check_migrated(settings))
+        or asyncio.run(output_store_problem(settings))
+    )
     if problem:
         print(f"outpaint-jobs: {problem}", file=sys.stderr)
         return 2

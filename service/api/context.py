@@ -10,6 +10,7 @@ from starlette.requests import Request
 from service.domain.wakeups import Wake
 from service.settings import Settings
 from service.store import Store
+from service.store.objects import StoreHealth
 from service.store.records import Applied
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
@@ -25,6 +26,7 @@ class ApiContext:
     watchers: Watchers
     metrics_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     metrics_refreshed_at: float = float("-inf")
+    output_store: StoreHealth | None = None  # readiness of OUTPUT_STORE, when outputs are kept
 
     def wake(self, cause: Wake) -> None:
         """Start this process's workers on `cause` now (other replicas hear the NOTIFY)."""

@@ -1,5 +1,5 @@
 """`/healthz` (the process answers) and `/readyz` (the database reachable and writable,
-migrations at head)."""
+migrations at head, and the output store keeping what is written to it)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ async def readyz(request: Request) -> Response:
     checks["migrations"] = "ok"
     writes = await _can_write(ctx)
     checks["writes"] = writes
-    if writes != "ok":
+    if ctx.output_store is not None:  # checked at most every 30 s (a write, a read, a delete)
+        checks["output_store"] = await ctx.output_store.status()
+    if any(value != "ok" for value in checks.values()):
         return JSONResponse({"status": "unavailable", "checks": checks}, 503)
     return JSONResponse({"status": "ok", "checks": checks})
 

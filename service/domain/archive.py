@@ -81,6 +81,15 @@ def after_miss(
     return Retry(at, reason)
 
 
+STORE_MISS = "store: "  # a miss of the output store's (it refused a write), not the URL's
+
+
+def given_up(miss: str) -> str:
+    """Why an output still missing at the deadline is given up on: the store kept refusing
+    it, or its URL never had it."""
+    return "not_stored_by_deadline" if miss.startswith(STORE_MISS) else "not_found_by_deadline"
+
+
 def status_of(results: list[Result]) -> str:
     """`done` when every output is stored, else `failed` (a job's status never changes)."""
     return DONE if results and all(isinstance(r, Stored) for r in results) else FAILED

@@ -3,9 +3,13 @@ bucket, through obstore's one async API for both; `none` keeps nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,12 +32,35 @@ AWS_VARIABLES = (
 )
 
 
+class StoreUnusable(Exception):
+    """The output store cannot keep an object: the message names it and says why."""
+
+
+CHECK_PREFIX = "_outpaint-jobs-check"
+
+
 class Objects:
     """Put, read, delete and (S3) sign objects by key."""
 
-    def __init__(self, store: Any, *, signs: bool) -> None:
+    def __init__(self, store: Any, *, signs: bool, name: str = "") -> None:
         self.store = store
         self.signs = signs
+        self.name = name  # OUTPUT_STORE as it is used: s3://bucket/prefix, or a directory
+
+    async def check(self) -> None:
+        """Write a small object, read it back and delete it; StoreUnusable, naming this
+        store and why, when any step fails (a missing bucket, no credentials, a read-only
+        or full disk)."""
+        key = f"{CHECK_PREFIX}/{uuid.uuid4().hex}"
+        data = f"outpaint-jobs checks {key}".encode()
+        try:
+            await self.put(key, data)
+            back = await self.read(key)
+            await obstore.delete_async(self.store, key)
+        except Exception as exc:
+            raise StoreUnusable(f"{self.name}: {describe(exc)}") from exc
+        if back != data:
+            raise StoreUnusable(f"{self.name}: an object read back differs from what was written")
 
     @classmethod
     def from_setting(cls, spec: str, endpoint: str | None = None) -> Objects | None:
@@ -61,10 +88,11 @@ class Objects:
             if prefix.strip("/"):
                 config["prefix"] = prefix.strip("/")
             store = S3Store(bucket, client_options=options, **config)
-            return cls(store, signs=True)
+            where = f" at {endpoint}" if endpoint else ""
+            return cls(store, signs=True, name=f"s3://{bucket}/{prefix.strip('/')}{where}")
         path = Path(spec).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
-        return cls(LocalStore(str(path), mkdir=True), signs=False)
+        return cls(LocalStore(str(path), mkdir=True), signs=False, name=str(path))
 
     async def put(self, key: str, data: bytes) -> None:
         await obstore.put_async(self.store, key, data)
@@ -95,3 +123,54 @@ class Objects:
             return None
         url = await obstore.sign_async(self.store, "GET", key, timedelta(seconds=seconds))
         return str(url)
+
+
+class StoreHealth:
+    """Whether the output store can keep an object (readiness): `check()` run again at most
+    every `every` seconds (each a write, a read and a delete), the last answer kept."""
+
+    def __init__(
+        self,
+        objects: Objects,
+        every: float = 30.0,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.objects = objects
+        self.every = every
+        self.timeout = timeout
+        self.clock = clock
+        self._checked_at: float | None = None
+        self._status = "ok"
+        self._lock = asyncio.Lock()
+
+    async def status(self) -> str:
+        """`ok`, or `failing: ` and why."""
+        async with self._lock:  # concurrent probes share one check
+            if self._checked_at is None or self.clock() - self._checked_at >= self.every:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        await self.objects.check()
+                    self._status = "ok"
+                except StoreUnusable as exc:
+                    self._status = f"failing: {exc}"
+                except TimeoutError:
+                    self._status = f"failing: {self.objects.name}: no answer in {self.timeout:g} s"
+                self._checked_at = self.clock()
+            return self._status
+
+
+_S3_ERROR = re.compile(r"<Code>([^<]{1,100})</Code>\s*<Message>([^<]{0,300})</Message>")
+
+
+def describe(exc: BaseException) -> str:
+    """An error of the store in one short line: S3's own code and message when its answer
+    carries them (`NoSuchBucket: The specified bucket does not exist`), else the error's
+    kind and the first line of its text."""
+    text = str(exc).strip()
+    s3 = _S3_ERROR.search(text)
+    if s3 is not None:
+        return f"{s3.group(1)}: {s3.group(2)}"
+    first = text.splitlines()[0] if text else ""
+    first = first if len(first) <= 200 else first[:199] + "…"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

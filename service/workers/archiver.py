@@ -18,7 +18,7 @@ from service.domain import archive
 from service.netguard import Unresolvable, UnsafeCallback, guarded_client
 from service.settings import SIMULATOR_MOUNT
 from service.store.archives import ArchiveTask
-from service.store.objects import Objects
+from service.store.objects import Objects, describe
 from service.workers.context import WorkContext
 
 log = logging.getLogger("service.archiver")
@@ -28,7 +28,8 @@ TIMEOUT_SECONDS = 30.0
 
 
 class NotYet(Exception):
-    """Nothing to store yet (404, a 5xx, a timeout): look again later."""
+    """Nothing stored yet (404, a 5xx, a timeout, the store refusing the write): look again
+    later. `args[0]` is why, as the job shows it."""
 
 
 class GiveUp(Exception):
@@ -52,11 +53,12 @@ async def archive_job(ctx: WorkContext, objects: Objects, task: ArchiveTask, own
             results.append(archive.Unstored(n, url, str(exc.args[0])))
         except NotYet as exc:
             now = ctx.clock()
-            retry = archive.after_miss(now, task.attempts, task.deadline_at, str(exc), policy)
+            miss = str(exc)
+            retry = archive.after_miss(now, task.attempts, task.deadline_at, miss, policy)
             if retry is not None:
                 await ctx.store.archives.retry(task, owner, now, retry)
                 return
-            results.append(archive.Unstored(n, url, "not_found_by_deadline"))
+            results.append(archive.Unstored(n, url, archive.given_up(miss)))
     urls = [output_url(ctx.settings.base_url, job.public_id, n) for n in range(len(results))]
     settled = await ctx.store.archives.settle(task, owner, ctx.clock(), results, urls)
     if not settled:
@@ -77,7 +79,10 @@ async def _store_one(
     data = await _download(ctx, url)
     content_type, width, height = _inspect(data)
     key = f"{public_id}/{n}.{content_type.removeprefix('image/')}"
-    await objects.put(key, data)
+    try:
+        await objects.put(key, data)
+    except Exception as exc:  # the store refusing writes: the job shows why; tried again
+        raise NotYet(f"{archive.STORE_MISS}{describe(exc)}") from None
     return archive.Stored(
         n, url, key, hashlib.sha256(data).hexdigest(), len(data), width, height, content_type
     )

@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Running, Start
@@ -99,3 +100,43 @@ async def test_with_s3_and_presigning_a_read_redirects_to_a_signed_url(
     signed = await running.client.get(location)
     original = await running.client.get(job["output"][0])
     assert signed.status_code == 200 and signed.content == original.content
+
+
+async def test_a_store_that_refuses_writes_is_loud_and_the_job_says_why(
+    service: Start, s3: S3
+) -> None:
+    """A bucket that does not exist yet: /readyz answers 503 naming the store, a succeeded
+    job waits for its archive saying why (not settled, so no one is told it is done), and
+    once the bucket exists the next try keeps the output and settles the job."""
+    bucket = f"late-{s3.bucket}"
+    running = await service(
+        sim_eta_seconds=0.1,
+        output_store=f"s3://{bucket}/outputs",
+        output_store_endpoint=s3.endpoint,
+        output_archive_retry_base_seconds=0.2,
+    )
+    ready = await running.client.get("/readyz")
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["checks"]["output_store"] == (
+        f"failing: s3://{bucket}/outputs at {s3.endpoint}: "
+        "NoSuchBucket: The specified bucket does not exist"
+    )
+    job = await running.create(BODY)
+    while job["archive_error"] is None:  # each look waits for the job's next change
+        r = await running.client.get(
+            f"/v1/jobs/{job['id']}?wait=10&since_version={job['version']}",
+            headers=running.headers,
+            timeout=20,
+        )
+        job = r.json()
+    assert job["status"] == "succeeded" and job["archive_status"] == "pending"
+    assert job["archive_error"] == "store: NoSuchBucket: The specified bucket does not exist"
+    assert job["settled_at"] is None
+    assert httpx.put(f"{s3.endpoint}/{bucket}", timeout=5).status_code == 200
+    settled = (
+        await running.client.get(
+            f"/v1/jobs/{job['id']}?wait=30", headers=running.headers, timeout=40
+        )
+    ).json()
+    assert settled["archive_status"] == "done" and settled["archive_error"] is None
+    assert settled["settled_at"] and settled["outputs"][0]["url"]

@@ -17,6 +17,7 @@ import pytest
 
 from tests.live import free_port
 from tests.processes import clean_env, spawn, wait_up
+from tests.s3 import CREDENTIALS, S3
 
 pytestmark = pytest.mark.e2e
 
@@ -371,6 +372,26 @@ def test_an_installed_wheel_runs_from_any_directory_and_says_where_migrations_ar
     refused = run("migrate")
     assert refused.returncode == 2 and "OUTPAINT_ROOT" in refused.stderr
     assert run("migrate", OUTPAINT_ROOT=str(root)).returncode == 0
+
+
+def test_an_output_store_that_cannot_keep_outputs_stops_serve_and_worker(
+    db_url: str, s3: S3
+) -> None:
+    """A missing bucket (moto's S3 server on loopback): both roles exit at once naming the
+    store and S3's reason, instead of holding every archive and callback later."""
+    missing = f"s3://missing-{s3.bucket}/p"
+    store = {"OUTPUT_STORE": missing, "OUTPUT_STORE_ENDPOINT": s3.endpoint, **CREDENTIALS}
+    for args, extra in ((["serve"], {}), (["worker"], REAL_PROVIDER)):
+        done = subprocess.run(
+            [sys.executable, "-m", "service", *args],
+            env=cli_env(db_url, PORT=str(free_port()), **store, **extra),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, (args, done.stderr[-500:])
+        assert f"the output store cannot keep outputs ({missing} at {s3.endpoint}" in done.stderr
+        assert "NoSuchBucket: The specified bucket does not exist" in done.stderr
 
 
 def test_a_configuration_that_cannot_work_is_refused_at_start(db_url: str) -> None:
