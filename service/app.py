@@ -36,6 +36,7 @@ from service.api import (
 from service.api.context import ApiContext
 from service.api.middleware import RequestId, cors
 from service.api.problems import EXCEPTION_HANDLERS
+from service.outputs_admin import warn_if_elsewhere
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
 from service.settings import SIMULATOR_MOUNT, Settings
@@ -162,6 +163,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
         )
         if objects is not None:  # a success (from a webhook here too) queues its archive
             store.changes.archive = settings.archive_policy()
+            await warn_if_elsewhere(store, objects)
         work = WorkContext(
             settings=settings,
             store=store,

@@ -257,45 +257,39 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_outputs(args: argparse.Namespace) -> int:
-    """`outputs verify`: read every stored object again and compare its SHA-256."""
-    import hashlib
+    """`outputs verify`: read every stored object again and compare its SHA-256; `outputs
+    migrate`: copy the outputs earlier output stores hold into the current one."""
+    from service import outputs_admin
 
     settings = _settings(args)
+    logs.configure(settings.log_format, settings.log_level)
     objects = _objects(settings)
     if objects is None:
         print("outpaint-jobs: OUTPUT_STORE is none: nothing is stored", file=sys.stderr)
         return 2
 
-    async def run() -> tuple[int, list[str]]:
+    async def run() -> outputs_admin.Report:
         store = Store.connect(settings.database_url)
-        checked, problems = 0, []
-        after: tuple[int, int] | None = None
         try:
-            while page := await store.archives.stored_outputs(after, 500):
-                for output in page:
-                    assert output.object_key is not None
-                    checked += 1
-                    try:
-                        data = await objects.read(output.object_key)
-                    except FileNotFoundError:
-                        problems.append(f"missing  {output.object_key}")
-                        continue
-                    digest = hashlib.sha256(data).hexdigest()
-                    if digest != output.sha256 or len(data) != output.bytes:
-                        problems.append(
-                            f"mismatch {output.object_key}: sha256 {digest}, {len(data)} bytes; "
-                            f"recorded {output.sha256}, {output.bytes} bytes"
-                        )
-                after = (page[-1].job_id, page[-1].n)
+            if args.outputs_command == "migrate":
+                return await outputs_admin.migrate(store, objects)
+            return await outputs_admin.verify(store, objects)
         finally:
             await store.close()
-        return checked, problems
 
-    checked, problems = asyncio.run(run())
-    for line in problems:
+    report = asyncio.run(run())
+    for line in report.problems:
         print(line)
-    print(f"checked {checked} stored outputs: {len(problems)} missing or mismatched")
-    return 1 if problems else 0
+    if args.outputs_command == "migrate":
+        print(
+            f"copied {report.checked} outputs into {objects.name}; "
+            f"{len(report.problems)} left where they are (listed above)"
+        )
+    else:
+        print(
+            f"checked {report.checked} stored outputs: {len(report.problems)} missing or mismatched"
+        )
+    return 1 if report.problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     outputs = sub.add_parser("outputs", help="the output store")
     outputs_sub = outputs.add_subparsers(dest="outputs_command", required=True)
     outputs_sub.add_parser("verify", help="re-read every stored output, report mismatches")
+    outputs_sub.add_parser(
+        "migrate", help="copy outputs kept in earlier output stores into OUTPUT_STORE"
+    )
     outputs.set_defaults(func=cmd_outputs)
 
     jobs = sub.add_parser("jobs", help="look at jobs (reads DATABASE_URL)")

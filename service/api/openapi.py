@@ -231,8 +231,12 @@ def _paths() -> dict[str, Any]:
                     "304": {"description": "Not modified (`If-None-Match` named its ETag)"},
                     "307": {
                         "description": "A short-lived signed URL of the object (S3, when "
-                        "OUTPUT_PRESIGN_SECONDS is set)",
-                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "OUTPUT_PRESIGN_SECONDS is set); the object there carries its "
+                        "Content-Type and its SHA-256 (`x-amz-meta-sha256`)",
+                        "headers": {
+                            "Location": {"schema": {"type": "string"}},
+                            "ETag": {"schema": {"type": "string"}},
+                        },
                     },
                     "404": problem_body("No such job for this key, or no such stored output"),
                 },

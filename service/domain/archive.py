@@ -45,6 +45,7 @@ class Stored:
     width: int
     height: int
     content_type: str
+    store: str = ""  # the output store that holds it (its name)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def status_of(results: list[Result]) -> str:
     return DONE if results and all(isinstance(r, Stored) for r in results) else FAILED
 
 
-_STORED_FIELDS = ("object_key", "sha256", "bytes", "width", "height", "content_type")
+_STORED_FIELDS = ("object_key", "sha256", "bytes", "width", "height", "content_type", "store")
 
 
 def record(result: Result) -> dict[str, Any]:
@@ -111,5 +112,5 @@ def output_json(result: Result, url: str) -> dict[str, Any]:
     """One entry of a job's `outputs`: our durable `url` (None when not stored) beside the
     provider's, with the checksum and shape; `error` says why an output is not stored."""
     fields = record(result)
-    del fields["n"], fields["object_key"]  # the index is the position; the key is ours
+    del fields["n"], fields["object_key"], fields["store"]  # the position; where is ours
     return {"url": url if isinstance(result, Stored) else None, **fields}

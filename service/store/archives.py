@@ -44,6 +44,7 @@ class StoredOutput:
     height: int | None
     content_type: str | None
     error: str | None
+    store: str | None = None  # the output store that holds it; None: recorded before stores
 
 
 def _task(m: Any) -> ArchiveTask:
@@ -62,6 +63,7 @@ def _output(m: Any) -> StoredOutput:
         m["height"],
         m["content_type"],
         m["error"],
+        m["store"],
     )
 
 
@@ -109,6 +111,7 @@ class ArchiveStore:
         }
         error = ", ".join(sorted(set(failed.values()))) or None
         counts = _counts(results)
+        held = Counter(r.store for r in results if isinstance(r, archive.Stored) and r.store)
         postgresql = self.db.is_postgresql
 
         def tx(conn: Connection) -> bool:
@@ -121,6 +124,8 @@ class ArchiveStore:
             conn.execute(qa.release_held_callback(task.job_id, now))
             if counts:
                 conn.execute(qa.bump_archive_counts(conn.dialect.name, counts))
+            if held:
+                conn.execute(qa.count_store_outputs(conn.dialect.name, held))
             if postgresql:  # the held callback is due; the job settled for its waiters
                 conn.execute(q.notify_workers(Wake.CALLBACK_DUE))
                 conn.execute(q.notify_watchers(task.job_id))
@@ -181,14 +186,49 @@ class ArchiveStore:
         """These objects are deleted from the store: their rows say so (one transaction)."""
 
         deltas = {"stored": -len(outputs), "stored_bytes": -sum(o.bytes or 0 for o in outputs)}
+        held: Counter[str] = Counter()
+        for o in outputs:
+            if o.store:
+                held[o.store] -= 1
 
         def tx(conn: Connection) -> None:
             for o in outputs:
                 conn.execute(qa.forget_stored(o.job_id, o.n))
             conn.execute(qa.bump_archive_counts(conn.dialect.name, deltas))
+            if held:
+                conn.execute(qa.count_store_outputs(conn.dialect.name, held))
 
         if outputs:
             await self.db.run(tx)
+
+    async def held_elsewhere(self, store: str) -> dict[str, int]:
+        """How many stored outputs each other output store holds (counters, not a scan)."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(qa.stores_holding(store))).all()
+        return {str(name): int(n) for name, n in rows}
+
+    async def outputs_elsewhere(
+        self, store: str, after: tuple[int, int] | None, limit: int
+    ) -> list[StoredOutput]:
+        """Stored outputs another store holds, a page at a time in key order."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(qa.outputs_elsewhere(store, after, limit))).all()
+        return [_output(r._mapping) for r in rows]
+
+    async def moved(self, output: StoredOutput, target: str) -> bool:
+        """The output was copied to `target`: its row says so and the stores' counts follow
+        (one transaction). False when its row had changed meanwhile (nothing done)."""
+        assert output.store is not None
+        source = output.store
+
+        def tx(conn: Connection) -> bool:
+            if not conn.execute(qa.move_output(output.job_id, output.n, source, target)).rowcount:
+                return False
+            deltas = {source: -1, target: 1}
+            conn.execute(qa.count_store_outputs(conn.dialect.name, deltas))
+            return True
+
+        return await self.db.run(tx)
 
     async def pending(self) -> int:
         """How many archives wait (a partial-index range)."""

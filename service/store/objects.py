@@ -45,7 +45,27 @@ class Objects:
     def __init__(self, store: Any, *, signs: bool, name: str = "") -> None:
         self.store = store
         self.signs = signs
-        self.name = name  # OUTPUT_STORE as it is used: s3://bucket/prefix, or a directory
+        # OUTPUT_STORE as it is used: s3://bucket/prefix [at ENDPOINT], or a directory. Each
+        # output records it, and is read (and deleted) from there however OUTPUT_STORE moves.
+        self.name = name
+        self._others: dict[str, Objects] = {}
+
+    def holding(self, name: str | None) -> Objects:
+        """The store an output names: this one (also for outputs recorded before stores
+        were, with no name), or an earlier one, opened once by its name with the same
+        credentials (a directory is not created)."""
+        if name is None or name == self.name:
+            return self
+        other = self._others.get(name)
+        if other is None:
+            if name.startswith("s3://"):
+                spec, _, endpoint = name.partition(" at ")
+                other = Objects.from_setting(spec, endpoint or None)
+            else:
+                other = Objects(LocalStore(name), signs=False, name=name)
+            assert other is not None
+            self._others[name] = other
+        return other
 
     async def check(self) -> None:
         """Write a small object, read it back and delete it; StoreUnusable, naming this
@@ -94,8 +114,21 @@ class Objects:
         path.mkdir(parents=True, exist_ok=True)
         return cls(LocalStore(str(path), mkdir=True), signs=False, name=str(path))
 
-    async def put(self, key: str, data: bytes) -> None:
-        await obstore.put_async(self.store, key, data)
+    async def put(
+        self, key: str, data: bytes, *, content_type: str | None = None, sha256: str | None = None
+    ) -> None:
+        """Keep `data` under `key`. In S3 the object describes itself: its `Content-Type`
+        (what a signed URL answers with) and its SHA-256 as metadata (`x-amz-meta-sha256`);
+        a directory keeps the bytes alone (both are in the output's row)."""
+        attributes: dict[str, str] = {}
+        if self.signs and content_type:
+            attributes["Content-Type"] = content_type
+        if self.signs and sha256:
+            attributes["sha256"] = sha256
+        if attributes:
+            await obstore.put_async(self.store, key, data, attributes=attributes)
+        else:
+            await obstore.put_async(self.store, key, data)
 
     async def read(self, key: str) -> bytes:
         result = await obstore.get_async(self.store, key)

@@ -28,6 +28,7 @@ from service.store.tables import (
     job_outputs,
     jobs,
     output_archives,
+    output_stores,
 )
 
 a = output_archives
@@ -157,6 +158,41 @@ def bump_archive_counts(dialect: str, deltas: Mapping[str, int]) -> Insert:
     """Add each delta to its counter, in one statement (one lock order: sorted)."""
     rows = [{"name": name, "n": delta} for name, delta in sorted(deltas.items())]
     return add_rows(dialect, archive_counts, rows, ("name",), "n")
+
+
+def count_store_outputs(dialect: str, deltas: Mapping[str, int]) -> Insert:
+    """Add each delta to its store's count of outputs, in one statement (sorted)."""
+    rows = [{"name": name, "outputs": delta} for name, delta in sorted(deltas.items())]
+    return add_rows(dialect, output_stores, rows, ("name",), "outputs")
+
+
+def stores_holding(other_than: str) -> Select[Any]:
+    """The other output stores that still hold outputs, and how many (a few rows)."""
+    st = output_stores
+    return (
+        select(st.c.name, st.c.outputs)
+        .where(st.c.name != other_than, st.c.outputs > 0)
+        .order_by(st.c.name)
+    )
+
+
+def outputs_elsewhere(other_than: str, after: tuple[int, int] | None, limit: int) -> Select[Any]:
+    """Stored outputs another store holds, in key order, a page at a time (migrate)."""
+    o = job_outputs
+    stmt = select(o).where(
+        o.c.object_key.is_not(None), o.c.store.is_not(None), o.c.store != other_than
+    )
+    if after is not None:
+        stmt = stmt.where((o.c.job_id > after[0]) | ((o.c.job_id == after[0]) & (o.c.n > after[1])))
+    return stmt.order_by(o.c.job_id, o.c.n).limit(limit)
+
+
+def move_output(job_id: int, n: int, source: str, target: str) -> Update:
+    """Compare-and-set: the output, still in `source`, is now in `target`."""
+    o = job_outputs
+    return (
+        update(o).where(o.c.job_id == job_id, o.c.n == n, o.c.store == source).values(store=target)
+    )
 
 
 def archive_totals() -> Select[Any]:

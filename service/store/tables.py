@@ -298,6 +298,9 @@ job_outputs = Table(
     Column("content_type", String(100)),
     Column("error", Text),
     Column("stored_at", UTCDateTime(), nullable=False),
+    # The output store that holds the object (its name: s3://bucket/prefix [at ENDPOINT], or
+    # a directory); NULL for outputs kept before stores were recorded (taken as the current).
+    Column("store", Text),
 )
 
 # The archive's counters: "stored", "stored_bytes", and "failed:<reason>"; moved by every
@@ -307,6 +310,16 @@ archive_counts = Table(
     metadata,
     Column("name", String(120), primary_key=True),
     Column("n", BigInteger, nullable=False),
+)
+
+# How many stored outputs each output store holds (kept by every settle, deletion and
+# migration), so a process tells at start how many are kept elsewhere than its own store
+# without counting job_outputs.
+output_stores = Table(
+    "output_stores",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("outputs", BigInteger, nullable=False),
 )
 
 # The series ops chart: each process adds what it counted, by minute, series and label

@@ -79,12 +79,13 @@ async def _store_one(
     data = await _download(ctx, url)
     content_type, width, height = _inspect(data)
     key = f"{public_id}/{n}.{content_type.removeprefix('image/')}"
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        await objects.put(key, data)
+        await objects.put(key, data, content_type=content_type, sha256=digest)
     except Exception as exc:  # the store refusing writes: the job shows why; tried again
         raise NotYet(f"{archive.STORE_MISS}{describe(exc)}") from None
     return archive.Stored(
-        n, url, key, hashlib.sha256(data).hexdigest(), len(data), width, height, content_type
+        n, url, key, digest, len(data), width, height, content_type, store=objects.name
     )
 
 

@@ -27,8 +27,8 @@ async def prune(
             gone = []
             for output in stored:
                 assert output.object_key is not None
-                try:
-                    await objects.delete(output.object_key)
+                try:  # from the store that holds it (an earlier OUTPUT_STORE's, it may be)
+                    await objects.holding(output.store).delete(output.object_key)
                 except Exception as exc:  # kept, with its job, for the next round
                     log.warning("could not delete %s: %s", output.object_key, exc)
                     continue

@@ -472,6 +472,7 @@ def test_the_contract_covers_every_store_method() -> None:
         "clients.list_keys",  # tests/integration/test_store.py
         "clients.count_keys",  # tests/e2e/test_processes.py
         "clients.set_default_callback",  # tests/api/test_callback_routes.py
+        "clients.active_key",  # tests/api/test_links.py (event links, revocation)
         "jobs.get_job",  # every API test
         "jobs.list_jobs",  # tests/api/test_jobs.py
         "stats.stats",  # tests/api/test_stats.py
@@ -489,6 +490,9 @@ def test_the_contract_covers_every_store_method() -> None:
         "archives.forget_stored",  # tests/integration/test_archive.py (retention)
         "archives.backlog",  # tests/integration/test_archive.py (counters)
         "archives.pending",  # tests/integration/test_series_store.py
+        "archives.held_elsewhere",  # tests/integration/test_archive.py (S3), test_outputs.py
+        "archives.outputs_elsewhere",  # tests/e2e/test_outputs.py (outputs migrate)
+        "archives.moved",  # tests/e2e/test_outputs.py (outputs migrate)
         "series.add",  # tests/e2e/test_series.py
         "series.minutes_since",  # tests/e2e/test_series.py
         "series.usage_since",  # tests/e2e/test_series.py

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Running, Start
+from tests.live import LiveServer
+from tests.processes import clean_env
 from tests.s3 import S3
 
 pytestmark = pytest.mark.e2e
@@ -95,11 +100,13 @@ async def test_with_s3_and_presigning_a_read_redirects_to_a_signed_url(
     url = job["outputs"][0]["url"]
     redirect = await running.client.get(url, headers=running.headers)
     assert redirect.status_code == 307
+    assert redirect.headers["etag"] == f'"{job["outputs"][0]["sha256"]}"'  # every answer
     location = redirect.headers["location"]
     assert location.startswith(f"{s3.endpoint}/{s3.bucket}/outputs/{job['id']}/0.png?")
     signed = await running.client.get(location)
     original = await running.client.get(job["output"][0])
     assert signed.status_code == 200 and signed.content == original.content
+    assert signed.headers["content-type"] == "image/png"  # the object's own
 
 
 async def test_a_store_that_refuses_writes_is_loud_and_the_job_says_why(
@@ -140,3 +147,60 @@ async def test_a_store_that_refuses_writes_is_loud_and_the_job_says_why(
     ).json()
     assert settled["archive_status"] == "done" and settled["archive_error"] is None
     assert settled["settled_at"] and settled["outputs"][0]["url"]
+
+
+async def test_moving_the_output_store_loses_no_output(
+    service: Start, live: LiveServer, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outputs kept in store A, then OUTPUT_STORE moved to B: `serve` says how many are
+    elsewhere, they are still served (from A), `outputs migrate` copies them into B after
+    checking each SHA-256 (leaving a tampered one in A, listed), and B then serves them."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    running = await service(sim_eta_seconds=0.05, output_store=str(first))
+    jobs = [await archived(running, (await running.create(BODY))["id"]) for _ in range(2)]
+    assert all(j["archive_status"] == "done" for j in jobs)
+    original = await running.client.get(jobs[0]["outputs"][0]["url"], headers=running.headers)
+    (first / f"{jobs[1]['id']}/0.png").write_bytes(b"tampered")
+
+    await live.stop()
+    caplog.set_level(logging.WARNING, logger="service.outputs")
+    moved = await service(sim_eta_seconds=0.05, output_store=str(second))
+    warned = [r.getMessage() for r in caplog.records if r.name == "service.outputs"]
+    assert warned == [
+        f"2 kept outputs are in other output stores than OUTPUT_STORE {second} (2 in {first}): "
+        "they are read from there while those answer; copy them here with "
+        "`outpaint-jobs outputs migrate`"
+    ]
+    url = jobs[0]["outputs"][0]["url"]
+    served = await moved.client.get(url, headers=moved.headers)
+    assert served.status_code == 200 and served.content == original.content
+    assert served.headers["etag"] == f'"{jobs[0]["outputs"][0]["sha256"]}"'
+
+    env = {**clean_env(), "DATABASE_URL": db_url, "OUTPUT_STORE": str(second)}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "service", "outputs", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr  # one could not be moved: listed
+    assert f"mismatch {jobs[1]['id']}/0.png" in done.stdout and f"(in {first})" in done.stdout
+    assert f"copied 1 outputs into {second}; 1 left where they are" in done.stdout
+    assert (second / f"{jobs[0]['id']}/0.png").read_bytes() == original.content
+    assert not (second / f"{jobs[1]['id']}/0.png").exists()
+    # B now serves the moved one, whatever becomes of A
+    (first / f"{jobs[0]['id']}/0.png").unlink()
+    again = await moved.client.get(url, headers=moved.headers)
+    assert again.status_code == 200 and again.content == original.content
+    # the one left in A answers from A (tampered there: verify lists it)
+    verified = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "service", "outputs", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "checked 2 stored outputs: 1 missing or mismatched" in verified.stdout

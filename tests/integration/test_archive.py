@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import obstore
 import pytest
 from PIL import Image
 from starlette.applications import Starlette
@@ -316,9 +317,20 @@ async def test_the_s3_store_keeps_serves_signs_and_deletes(
         assert await rig.objects.read(key) == body
         signed = await rig.objects.sign(key, 60)
         assert signed is not None and signed.startswith(s3.endpoint)
-        assert httpx.get(signed, timeout=5).content == body
+        fetched = httpx.get(signed, timeout=5)
+        assert fetched.content == body
+        # the object describes itself: its type (what a signed URL answers) and checksum
+        digest = hashlib.sha256(body).hexdigest()
+        assert fetched.headers["content-type"] == "image/png"
+        assert fetched.headers["x-amz-meta-sha256"] == digest
+        kept = await obstore.get_async(rig.objects.store, key)
+        assert dict(kept.attributes) == {"Content-Type": "image/png", "sha256": digest}
+        [row] = await rig.store.archives.outputs_of([job.id])
+        assert row.store == rig.objects.name == f"{s3.store} at {s3.endpoint}"
+        assert await rig.store.archives.held_elsewhere("another") == {rig.objects.name: 1}
         assert await retention.prune(rig.store, rig.objects, now() + timedelta(days=1)) == 1
         assert s3.objects() == []
+        assert await rig.store.archives.held_elsewhere("another") == {}
 
 
 async def test_the_counters_follow_stores_failures_and_deletions(rig: Rig) -> None:
