@@ -67,4 +67,3 @@ def test_events_that_may_settle_a_job() -> None:
     assert not may_settle(event("transition", "processing"))
     assert not may_settle(event("callback_attempt"))
     assert not may_settle(event("ignored", "succeeded"))
-
