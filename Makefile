@@ -2,19 +2,29 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Serving needs the service's own dependencies; the tests, the linters and the benchmarks
+# need the dev extras too (Playwright, moto, schemathesis, mypy, …), which `make serve`
+# does not install.
+SERVE_STAMP := $(VENV)/.installed-serve
+STAMP := $(VENV)/.installed-dev
 
 .PHONY: serve test lint bench chaos screenshots venv clean
+
+$(SERVE_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(SERVE_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(SERVE_STAMP)
 
 venv: $(STAMP)
 
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	$(BIN)/outpaint-jobs migrate
 	$(BIN)/outpaint-jobs serve
 

@@ -1,4 +1,5 @@
-"""Real PNG outputs for the simulator: the input image extended to the requested size."""
+"""Real PNGs for the simulator: outputs (the input image extended to the requested size),
+and sample inputs it serves itself, so a walk-through needs no network."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import binascii
 import io
 import warnings
 
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 1440  # the seed's largest width and height
@@ -87,4 +88,33 @@ def outpaint_png(source: bytes | None, width: int, height: int, overlap: int, se
     background.paste(inner, offset, mask)
     out = io.BytesIO()
     background.save(out, format="PNG")
+    return out.getvalue()
+
+
+SAMPLES = ("room", "lake")  # GET {simulator}/samples/{name}.png
+
+
+def sample_png(name: str) -> bytes | None:
+    """A small drawn picture to outpaint (256 × 192), or None for an unknown name."""
+    if name not in SAMPLES:
+        return None
+    img = Image.new("RGB", (256, 192))
+    draw = ImageDraw.Draw(img)
+    if name == "room":  # a wall, a window with sky, a floor, a table
+        draw.rectangle((0, 0, 256, 130), fill=(222, 203, 170))
+        draw.rectangle((0, 130, 256, 192), fill=(120, 84, 52))
+        draw.rectangle((88, 26, 168, 96), fill=(250, 250, 245))
+        draw.rectangle((94, 32, 162, 90), fill=(135, 190, 235))
+        draw.line((128, 32, 128, 90), fill=(250, 250, 245), width=4)
+        draw.rectangle((60, 120, 196, 132), fill=(90, 60, 36))
+        draw.rectangle((70, 132, 78, 170), fill=(90, 60, 36))
+        draw.rectangle((178, 132, 186, 170), fill=(90, 60, 36))
+    else:  # sky, hills, a lake, a sun
+        draw.rectangle((0, 0, 256, 110), fill=(160, 205, 240))
+        draw.ellipse((180, 20, 220, 60), fill=(255, 220, 120))
+        draw.polygon([(0, 110), (70, 60), (140, 110)], fill=(80, 130, 90))
+        draw.polygon([(100, 110), (190, 50), (256, 110)], fill=(60, 110, 80))
+        draw.rectangle((0, 110, 256, 192), fill=(50, 110, 170))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
     return out.getvalue()

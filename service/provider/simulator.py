@@ -34,6 +34,7 @@ from service.provider.images import (
     decode_base64_image,
     inspect_image,
     outpaint_png,
+    sample_png,
 )
 
 log = logging.getLogger("service.simulator")
@@ -141,6 +142,7 @@ class Simulator:
                 Route("/api/v6/image_editing/outpaint", self.outpaint, methods=["POST"]),
                 Route("/api/v6/image_editing/fetch/{id}", self.fetch, methods=["POST"]),
                 Route("/outputs/{id}.png", self.output, methods=["GET"]),
+                Route("/samples/{name}.png", self.sample, methods=["GET"]),
                 Route("/_sim/log", self.log, methods=["GET"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
             ],
@@ -279,6 +281,13 @@ class Simulator:
                 self._images.popitem(last=False)
         return Response(png, media_type="image/png")
 
+    async def sample(self, request: Request) -> Response:
+        """A sample input to outpaint (`room`, `lake`): no network needed to try a job."""
+        png = sample_png(request.path_params["name"])
+        if png is None:
+            return Response(status_code=404)
+        return Response(png, media_type="image/png")
+
     async def healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -375,7 +384,10 @@ class Simulator:
         """(the input's bytes or None when it cannot be read: a placeholder is outpainted,
         a refusal message): an image URL must pass the address guard, and no image may
         be a decompression bomb or over 1440 px on a side."""
-        if image.startswith(("http://", "https://")):
+        own = f"{self.base}/samples/"
+        if image.startswith(own) and image.endswith(".png"):  # ours: read, not fetched
+            source = sample_png(image.removeprefix(own).removesuffix(".png"))
+        elif image.startswith(("http://", "https://")):
             try:
                 source = await self._fetch_image(image)
             except Unresolvable:

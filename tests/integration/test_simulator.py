@@ -85,6 +85,27 @@ async def test_processing_then_fetch_then_a_png_of_the_requested_size(
     assert image.getpixel((160, 100)) == (200, 40, 40)  # the input sits in the middle
 
 
+async def test_the_simulator_serves_samples_and_outpaints_its_own_without_fetching(
+    sim: tuple[httpx.AsyncClient, Simulator], live: LiveServer
+) -> None:
+    """The walk-through's input: no network, not even loopback, to outpaint a sample."""
+    client, simulator = sim
+    sample = await client.get(f"{live.url}/samples/room.png")
+    assert sample.status_code == 200 and sample.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(sample.content)).size == (256, 192)
+    assert (await client.get(f"{live.url}/samples/nope.png")).status_code == 404
+    body = {"key": "k", "image": f"{live.url}/samples/room.png", "width": 320, "height": 200}
+    first = (await client.post("/image_editing/outpaint", json=body)).json()
+    done = first
+    while done["status"] == "processing":  # until its eta has passed
+        done = (await client.post(first["fetch_result"], json={"key": "k"})).json()
+    image = Image.open(io.BytesIO((await client.get(done["output"][0])).content))
+    # the room's floor, scaled into the middle of the output (not the placeholder gradient)
+    r, g, b = image.getpixel((91, 150))
+    assert abs(r - 120) < 8 and abs(g - 84) < 8 and abs(b - 52) < 8
+    assert simulator.webhooks_refused == 0
+
+
 async def test_fetch_of_an_unknown_id_answers_failed(
     sim: tuple[httpx.AsyncClient, Simulator],
 ) -> None:
