@@ -22,13 +22,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP) $(SERVE_STAMP)
 
+# The TypeScript client check's tools (tests/e2e/test_typescript_client.py), pinned by their
+# lock file; Node and npm are Debian's (apt-get install nodejs npm).
+TS_TOOLS := tests/clients/typescript
+TS_STAMP := $(TS_TOOLS)/node_modules/.installed
+
+$(TS_STAMP): $(TS_TOOLS)/package-lock.json
+	command -v npm >/dev/null || { echo "install Debian's nodejs and npm (apt-get install nodejs npm)"; exit 1; }
+	cd $(TS_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(TS_STAMP)
+
 venv: $(STAMP)
 
 serve: $(SERVE_STAMP)
 	$(BIN)/outpaint-jobs migrate
 	$(BIN)/outpaint-jobs serve
 
-test: $(STAMP)
+test: $(STAMP) $(TS_STAMP)
 	$(BIN)/pytest
 
 # Benchmarks print figures beside a baseline measured in the same run; nothing asserts a time.
@@ -55,4 +65,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(TS_TOOLS)/node_modules

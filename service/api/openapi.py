@@ -4,6 +4,7 @@ provider's webhook, health, metrics, the dashboard, the docs) are not in it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api import schemas
+from service.api.context import ctx_of
 from service.api.openapi_parts import (
     CALLBACK_HEADERS,
     CLIENT_NAME,
@@ -59,7 +61,22 @@ def _components() -> dict[str, Any]:
         found[model.__name__] = schema
     properties = found["JobRequest"]["properties"]
     properties["metadata"] = _flat_metadata(properties["metadata"])
+    for schema in properties.values():
+        _default_in_words(schema)
     return found
+
+
+def _default_in_words(schema: dict[str, Any]) -> None:
+    """A request field's default, said in its description rather than as `default`:
+    generators with their default options (openapi-typescript's `defaultNonNullable`)
+    make every field that has a `default` required, so a client could not leave it out.
+    The field stays optional (it is not in `required`), and the server fills it in."""
+    if "default" in schema:
+        value = schema.pop("default")
+        said = f"Default: {json.dumps(value)}." if value is not None else "Default: none."
+        schema["description"] = (
+            f"{schema['description']} {said}" if "description" in schema else said
+        )
 
 
 def _paths() -> dict[str, Any]:
@@ -369,7 +386,8 @@ def _webhooks() -> dict[str, Any]:
     return out
 
 
-def build_document() -> dict[str, Any]:
+def build_document(server: str = "/") -> dict[str, Any]:
+    """The document; `server` is where this deployment answers (PUBLIC_BASE_URL)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -377,6 +395,7 @@ def build_document() -> dict[str, Any]:
             "version": "0.1.0",
             "description": "Outpaint images through ModelsLab; every request tracked as a job.",
         },
+        "servers": [{"url": server, "description": "This deployment"}],
         "tags": [
             {"name": "jobs", "description": "Create, read, wait for and act on jobs"},
             {"name": "stats", "description": "Figures for ops (ops:read)"},
@@ -392,14 +411,15 @@ def build_document() -> dict[str, Any]:
     }
 
 
-_DOCUMENT: dict[str, Any] | None = None
+_DOCUMENTS: dict[str, dict[str, Any]] = {}  # built once per server URL
 
 
-async def openapi_json(_request: Request) -> Response:
-    global _DOCUMENT
-    if _DOCUMENT is None:
-        _DOCUMENT = build_document()
-    return JSONResponse(_DOCUMENT)
+async def openapi_json(request: Request) -> Response:
+    server = ctx_of(request).settings.base_url
+    document = _DOCUMENTS.get(server)
+    if document is None:
+        document = _DOCUMENTS[server] = build_document(server)
+    return JSONResponse(document)
 
 
 routes = [Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)]

@@ -102,12 +102,14 @@ def test_the_document_lists_the_public_routes_only(server: dict[str, Any]) -> No
     import httpx
 
     doc = httpx.get(f"{server['url']}/openapi.json").json()
-    assert doc == build_document()
+    assert doc["servers"] == [{"url": server["url"], "description": "This deployment"}]
+    assert doc == build_document(server["url"])
     assert doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {
         "/v1/jobs",
         "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/events",
+        "/v1/jobs/{job_id}/event-links",
         "/v1/jobs/{job_id}/outputs/{n}",
         "/v1/jobs/{job_id}/cancel",
         "/v1/jobs/{job_id}/refresh",
@@ -119,7 +121,7 @@ def test_the_document_lists_the_public_routes_only(server: dict[str, Any]) -> No
     tags = {op["tags"][0] for path in doc["paths"].values() for op in path.values()}
     assert tags == {"jobs", "stats", "keys"}
     ids = [op["operationId"] for path in doc["paths"].values() for op in path.values()]
-    assert len(ids) == len(set(ids)) == 11
+    assert len(ids) == len(set(ids)) == 12
     assert set(doc["webhooks"]) == {"job.succeeded", "job.failed", "job.timed_out", "job.canceled"}
 
 

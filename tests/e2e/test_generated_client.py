@@ -1,10 +1,12 @@
 """What an integrating team does first: generate a client from /openapi.json with
-openapi-python-client (no warning allowed), import it, and drive the API through the
-generated code only: a job created and waited for until it succeeded, a paginated list,
-its events, a cancel, a 422. And the document itself is valid OpenAPI 3.1."""
+openapi-python-client and the configuration the README shows (no warning allowed), check
+the README's snippet with `mypy --strict` and run it, then drive the API through the
+generated code only: a job created and waited for until it settled, a paginated list, its
+events, a cancel, a 422. And the document itself is valid OpenAPI 3.1."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import json
@@ -21,10 +23,13 @@ from openapi_spec_validator import validate
 
 from service.api.openapi import build_document
 from tests.e2e.conftest import Start
+from tests.processes import clean_env
+from tests.readme import block
 
 pytestmark = pytest.mark.e2e
 
-PACKAGE = "outpaint_jobs_client"
+PACKAGE = "outpaint_client"  # as the README names it
+GENERATE = "**1. Generate a client.**"
 IMAGE = "https://images.example.invalid/a.png"
 
 
@@ -38,19 +43,8 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 def generated(tmp_path: Path) -> Iterator[dict[str, ModuleType]]:
     document = tmp_path / "openapi.json"
     document.write_text(json.dumps(build_document()))
-    config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "post_hooks": [],  # no formatter needed to generate
-                # the generator reads only application/octet-stream as bytes
-                "content_type_overrides": {
-                    kind: "application/octet-stream"
-                    for kind in ("image/png", "image/jpeg", "image/webp", "image/gif")
-                },
-            }
-        )
-    )
+    config = tmp_path / "openapi-python-client.json"
+    config.write_text(block(GENERATE, "json"))  # the README's, as written
     out = tmp_path / "client"
     done = subprocess.run(
         [
@@ -92,6 +86,44 @@ def generated(tmp_path: Path) -> Iterator[dict[str, ModuleType]]:
             del sys.modules[name]
 
 
+async def test_the_readmes_snippet_type_checks_strictly_and_runs(
+    service: Start, generated: dict[str, Any], tmp_path: Path
+) -> None:
+    svc = await service(sim_eta_seconds=0.3, output_store=str(tmp_path / "outputs"))
+    token = svc.headers["Authorization"].removeprefix("Bearer ")
+    snippet = block(GENERATE, "python")
+    assert 'API = "http://127.0.0.1:8000"' in snippet and 'token="opj_..."' in snippet
+    flow = tmp_path / "flow.py"
+    flow.write_text(snippet)
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(flow)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    base = str(svc.client.base_url).rstrip("/")
+    flow.write_text(
+        snippet.replace("http://127.0.0.1:8000", base).replace('"opj_..."', repr(token))
+    )
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(flow)],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    status, url, listed, size = ran.stdout.split()
+    assert status == "succeeded" and url.startswith(f"{base}/v1/jobs/job_")
+    assert int(listed) == 1 and int(size) > 1000
+    job = await svc.get(url.split("/")[-3])
+    assert job["settled_at"] and job["outputs"][0]["bytes"] == int(size)
+
+
 async def test_a_generated_client_drives_a_job_from_create_to_succeeded(
     service: Start, generated: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -112,16 +144,13 @@ async def test_a_generated_client_drives_a_job_from_create_to_succeeded(
         assert isinstance(job, models.Job) and job.status == models.JobStatus.QUEUED
         assert job.metadata.to_dict() == {"order": 7, "team": "harbour"}
 
-        done = await m["api.jobs.get_job"].asyncio(job.id, client=client, wait=30)
-        assert isinstance(done, models.Job) and done.status == models.JobStatus.SUCCEEDED
-        assert done.output and done.completed_at is not None  # a datetime, parsed
-        assert done.completed_at.tzinfo is not None
-
-        # the durable copy: wait for the archive (a change past this version), read it
-        kept = await m["api.jobs.get_job"].asyncio(
-            job.id, client=client, wait=30, since_version=done.version
-        )
-        assert isinstance(kept, models.Job) and kept.archive_status == models.ArchiveStatus.DONE
+        # a wait ends when the job is settled: succeeded, and its outputs kept
+        kept = await m["api.jobs.get_job"].asyncio(job.id, client=client, wait=30)
+        assert isinstance(kept, models.Job) and kept.status == models.JobStatus.SUCCEEDED
+        assert kept.archive_status == models.ArchiveStatus.DONE
+        assert kept.completed_at is not None and kept.settled_at is not None  # datetimes
+        assert kept.completed_at.tzinfo is not None and kept.settled_at >= kept.completed_at
+        done = kept
         image = await m["api.jobs.get_job_output"].asyncio_detailed(job.id, 0, client=client)
         assert image.status_code == 200
         assert image.content == (await svc.client.get(done.output[0])).content

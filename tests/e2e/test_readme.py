@@ -21,17 +21,14 @@ from PIL import Image
 
 from tests.live import free_port
 from tests.processes import clean_env, wait_healthy
+from tests.readme import block
 
 pytestmark = pytest.mark.e2e
-
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def walk_through() -> str:
     """The first shell block under the README's "One job, from create to output"."""
-    text = README.read_text()
-    section = text[text.index("## One job, from create to output") :]
-    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return block("## One job, from create to output", "sh")
 
 
 def test_the_walk_through_block_is_what_this_test_runs() -> None:
