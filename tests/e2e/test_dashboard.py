@@ -278,6 +278,12 @@ async def test_a_job_page_shows_the_request_outputs_and_one_timeline(
     )
     callback = await page.text_content('#job-facts dd[data-fact="callback"]') or ""
     assert callback.endswith("/ok (delivered)")
+    # done for its client when settled: the same moment the API gives
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {world.ops}"}) as http:
+        settled_at = (await http.get(f"{world.url}/v1/jobs/{job_id}")).json()["settled_at"]
+    assert (
+        settled_at and await page.text_content('#job-facts dd[data-fact="settled"]') == settled_at
+    )
     request = await page.text_content("#job-request") or ""
     assert '"prompt": "a lighthouse"' in request and '"width": 256' in request
     # The archived output, fetched with the key and shown from a blob: URL, at its size.
