@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+
+from tests.live import free_port
 
 
 class Proc:
@@ -96,3 +101,41 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@contextlib.asynccontextmanager
+async def made_serve(cwd: Path, **env: str) -> AsyncIterator[tuple[str, str]]:
+    """`outpaint-jobs migrate` then `outpaint-jobs serve`, as `make serve` runs them, in
+    `cwd` with the defaults (the built-in simulator, outputs kept in ./outputs) and `env`
+    on top: (its URL, the admin key its first start prints). Stopped with SIGTERM."""
+    port = env.get("PORT") or str(free_port())
+    environment = clean_env()
+    del environment["OUTPUT_STORE"]  # the default: ./outputs, here `cwd`
+    environment.update(env, PORT=port)
+    command = [sys.executable, "-m", "service"]
+    migrated = subprocess.run(
+        [*command, "migrate"], env=environment, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    serve = subprocess.Popen(
+        [*command, "serve"],
+        env=environment,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        printed = ""
+        while "opj_" not in printed:  # the key's own line, after a line saying what it is
+            printed = await asyncio.to_thread(serve.stdout.readline)
+            assert printed, "serve printed no key"
+        found = re.search(r"opj_\S+", printed)
+        assert found, printed
+        url = f"http://127.0.0.1:{port}"
+        await wait_healthy(url)
+        yield url, found.group(0)
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(serve.communicate, timeout=20)

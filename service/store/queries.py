@@ -132,29 +132,22 @@ def insert_key(client_id: int, prefix: str, key_hash: str, scopes: str, now: dat
     )
 
 
-def find_active_key(key_hash: str) -> Select[Any]:
+def _active_keys() -> Select[Any]:
+    """Keys not revoked, with their client's name and default callback URL."""
     return (
-        select(
-            api_keys,
-            clients.c.name.label("client_name"),
-            clients.c.default_callback_url,
-        )
+        select(api_keys, clients.c.name.label("client_name"), clients.c.default_callback_url)
         .join(clients, clients.c.id == api_keys.c.client_id)
-        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+        .where(api_keys.c.revoked_at.is_(None))
     )
+
+
+def find_active_key(key_hash: str) -> Select[Any]:
+    return _active_keys().where(api_keys.c.key_hash == key_hash)
 
 
 def find_active_key_by_id(key_id: int) -> Select[Any]:
     """A key by its id, if not revoked (an event link names the key that made it)."""
-    return (
-        select(
-            api_keys,
-            clients.c.name.label("client_name"),
-            clients.c.default_callback_url,
-        )
-        .join(clients, clients.c.id == api_keys.c.client_id)
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-    )
+    return _active_keys().where(api_keys.c.id == key_id)
 
 
 def touch_key(key_id: int, now: datetime, stale_before: datetime) -> Update:

@@ -6,18 +6,13 @@ in headless Chromium."""
 from __future__ import annotations
 
 import asyncio
-import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import Browser
 
-from tests.live import free_port
-from tests.processes import clean_env, wait_healthy
+from tests.processes import made_serve
 
 pytestmark = pytest.mark.e2e
 
@@ -25,35 +20,7 @@ pytestmark = pytest.mark.e2e
 async def test_each_view_works_from_make_serve(
     db_url: str, tmp_path: Path, browser: Browser
 ) -> None:
-    port = free_port()
-    env = clean_env()
-    del env["OUTPUT_STORE"]  # the default: ./outputs, here the test's directory
-    env.update(DATABASE_URL=db_url, PORT=str(port), SIM_ETA_SECONDS="0.2")
-    command = [sys.executable, "-m", "service"]
-    migrated = subprocess.run(
-        [*command, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert migrated.returncode == 0, migrated.stderr
-    serve = subprocess.Popen(
-        [*command, "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert serve.stdout is not None
-        printed = ""
-        while "opj_" not in printed:  # the key's own line, after a line saying what it is
-            line = await asyncio.to_thread(serve.stdout.readline)
-            assert line, "serve printed no key"
-            printed = line
-        found = re.search(r"opj_\S+", printed)
-        assert found, printed
-        key = found.group(0)
-        await wait_healthy(base)
+    async with made_serve(tmp_path, DATABASE_URL=db_url, SIM_ETA_SECONDS="0.2") as (base, key):
         async with httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10
         ) as http:
@@ -88,6 +55,3 @@ async def test_each_view_works_from_make_serve(
         await page.wait_for_selector("#overview:not([hidden])")
         assert not errors, errors
         assert (tmp_path / "outputs").is_dir()
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.communicate(timeout=20)

@@ -177,14 +177,18 @@ async def test_moving_the_output_store_loses_no_output(
     assert served.headers["etag"] == f'"{jobs[0]["outputs"][0]["sha256"]}"'
 
     env = {**clean_env(), "DATABASE_URL": db_url, "OUTPUT_STORE": str(second)}
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "service", "outputs", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    async def outputs(command: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "service", "outputs", command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = await outputs("migrate")
     assert done.returncode == 1, done.stderr  # one could not be moved: listed
     assert f"mismatch {jobs[1]['id']}/0.png" in done.stdout and f"(in {first})" in done.stdout
     assert f"copied 1 outputs into {second}; 1 left where they are" in done.stdout
@@ -195,12 +199,5 @@ async def test_moving_the_output_store_loses_no_output(
     again = await moved.client.get(url, headers=moved.headers)
     assert again.status_code == 200 and again.content == original.content
     # the one left in A answers from A (tampered there: verify lists it)
-    verified = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "service", "outputs", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    verified = await outputs("verify")
     assert "checked 2 stored outputs: 1 missing or mismatched" in verified.stdout

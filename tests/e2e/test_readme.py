@@ -11,16 +11,13 @@ import io
 import json
 import re
 import shutil
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.live import free_port
-from tests.processes import clean_env, wait_healthy
+from tests.processes import made_serve
 from tests.readme import block
 
 pytestmark = pytest.mark.e2e
@@ -40,54 +37,24 @@ def test_the_walk_through_block_is_what_this_test_runs() -> None:
 
 async def test_the_readme_walk_through_runs_offline(tmp_path: Path) -> None:
     assert shutil.which("curl"), "the walk-through uses curl"
-    port = free_port()
-    env = clean_env()
-    del env["OUTPUT_STORE"]  # the default: ./outputs, here the test's directory
-    env.update(PORT=str(port), SIM_ETA_SECONDS="0.5")
-    command = [sys.executable, "-m", "service"]
-    migrated = subprocess.run(
-        [*command, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert migrated.returncode == 0, migrated.stderr
-    serve = subprocess.Popen(
-        [*command, "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert serve.stdout is not None
-        printed = ""
-        while "opj_" not in printed:
-            printed = await asyncio.to_thread(serve.stdout.readline)
-            assert printed, "serve printed no key"
-        found = re.search(r"opj_\S+", printed)
-        assert found, printed
-        await wait_healthy(f"http://127.0.0.1:{port}")
-        script = walk_through()
-        script = script.replace("KEY=opj_...", f"KEY={found.group(0)}", 1)
-        script = script.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    async with made_serve(tmp_path, SIM_ETA_SECONDS="0.5") as (url, key):
+        script = walk_through().replace("KEY=opj_...", f"KEY={key}", 1)
+        script = script.replace("http://127.0.0.1:8000", url)
         done = await asyncio.to_thread(
             subprocess.run,
             ["bash", "-euo", "pipefail", "-c", script],
             cwd=tmp_path,
-            env=env,
             capture_output=True,
             text=True,
             timeout=90,
         )
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(serve.wait, 20)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].strip() == "HTTP/1.1 201 Created", done.stdout[:500]
     job = json.loads(lines[1])
     assert job["status"] == "succeeded" and job["settled_at"] and job["archive_status"] == "done"
     [kept] = job["outputs"]
-    assert kept["url"] == f"http://127.0.0.1:{port}/v1/jobs/{job['id']}/outputs/0"
+    assert kept["url"] == f"{url}/v1/jobs/{job['id']}/outputs/0"
     events = json.loads(lines[2])["items"]
     assert [e["kind"] for e in events][-1] == "archived"
     assert lines[3] == f"200 image/png {kept['bytes']} bytes"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -121,14 +121,19 @@ async def succeed(rig: Rig, *names: str, callback_url: str | None = None) -> Job
     return applied.job
 
 
-async def archived(rig: Rig, job_id: int, seconds: float = 5) -> Job:
+async def until(rig: Rig, job_id: int, done: Callable[[Job], bool], seconds: float = 5) -> Job:
+    """The job once `done(job)`, looked at every 20 ms."""
     for _ in range(int(seconds / 0.02)):
         job = await rig.store.jobs.get_job_by_id(job_id)
         assert job is not None
-        if job.archive_status in ("done", "failed"):
+        if done(job):
             return job
         await asyncio.sleep(0.02)
-    raise AssertionError("the archive did not settle")
+    raise AssertionError(f"job {job_id} did not get there")
+
+
+async def archived(rig: Rig, job_id: int, seconds: float = 5) -> Job:
+    return await until(rig, job_id, lambda j: j.archive_status in ("done", "failed"), seconds)
 
 
 async def test_an_output_is_stored_byte_identical_with_its_checksum_and_shape(rig: Rig) -> None:
@@ -162,12 +167,7 @@ async def test_a_url_that_is_not_there_yet_is_tried_again_until_it_is(rig: Rig) 
     started = await succeed(rig, "late.png")
     assert started.settled_at is None and started.archive_error is None
     # while it waits the job says why, in a new version; it is not settled yet
-    for _ in range(250):
-        waiting = await rig.store.jobs.get_job_by_id(started.id)
-        assert waiting is not None
-        if waiting.archive_error is not None:
-            break
-        await asyncio.sleep(0.02)
+    waiting = await until(rig, started.id, lambda j: j.archive_error is not None)
     assert waiting.archive_error == "http_404" and waiting.archive_status == "pending"
     assert waiting.version > started.version and waiting.settled_at is None
     job = await archived(rig, started.id)
