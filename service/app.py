@@ -134,6 +134,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
     logs.install_redaction()
     logs.register_secret(settings.modelslab_api_key)
     logs.register_secret(settings.webhook_secret)
+    logs.register_secret(settings.metrics_token)
     simulator = (
         Simulator(
             simulator_config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -21,12 +22,15 @@ from service.app import (
 from service.clock import utcnow
 from service.domain.retention import parse_age, prune_cutoff
 from service.domain.states import JobStatus
+from service.edge import bounded
 from service.provider.simulator import Simulator
 from service.settings import Settings, load_settings
 from service.store import Store
 from service.store.migrate import MigrationsNotFound, current_revision, head_revision, upgrade
 from service.store.objects import Objects
 from service.workers import retention
+
+log = logging.getLogger("service.cli")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -53,20 +57,51 @@ async def _check_migrated(settings: Settings) -> str | None:
 
 
 async def _bootstrap_admin_key(settings: Settings) -> None:
-    """On a database without keys, create an admin key and print it, once."""
+    """On a database without keys, create an admin key and show it once: printed when
+    stdout is a terminal (a person is there to read it), else written to ADMIN_KEY_FILE,
+    readable by its owner only, and its path logged: never into a log, where a container's
+    stdout ends up."""
     store = Store.connect(settings.database_url)
     try:
-        if await store.clients.count_keys() == 0:
+        if await store.clients.count_keys() != 0:
+            return
+        if sys.stdout.isatty():
             key, _secret = await store.clients.create_key("admin", [ADMIN], utcnow())
             print(
                 "No API keys existed, so an admin key was created. It is shown only now:\n"
-                f"  {key}\n"
-                "Create client keys with: outpaint-jobs keys create --name NAME "
-                "--scopes jobs:write,jobs:read",
+                f"  {key}\n{_MORE_KEYS}",
                 flush=True,
             )
+            return
+        path = settings.admin_key_path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            log.warning(
+                "No API keys exist, and the admin key could not be written to %s (%s), so "
+                "none was created: create one with "
+                "`outpaint-jobs keys create --name admin --scopes admin`",
+                path,
+                exc.strerror or type(exc).__name__,
+            )
+            return
+        with os.fdopen(fd, "w") as file:
+            os.fchmod(fd, 0o600)  # whatever the file was before
+            key, _secret = await store.clients.create_key("admin", [ADMIN], utcnow())
+            file.write(key + "\n")
+        log.warning(
+            "No API keys existed, so an admin key was created and written to %s (readable "
+            "by its owner only). %s",
+            path,
+            _MORE_KEYS,
+        )
     finally:
         await store.close()
+
+
+_MORE_KEYS = (
+    "Create client keys with: outpaint-jobs keys create --name NAME --scopes jobs:write,jobs:read"
+)
 
 
 def _tune_gc() -> None:
@@ -104,6 +139,7 @@ def _run_app(settings: Settings, *, api: bool, run_workers: bool) -> int:
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=int(settings.stop_grace_seconds) + 5,
+        http=bounded(settings.edge_limits()),  # deadlines and budgets on receiving requests
     )
     return 0
 

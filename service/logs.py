@@ -79,6 +79,11 @@ _PATTERNS = (
     # Webhook tokens travel in the URL path, and may turn up alone in a message.
     (re.compile(r"(/webhooks/modelslab/)[^\s\"'?#&]+"), r"\1[redacted]"),
     (re.compile(r"\b[0-9]{1,18}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"), "[redacted-token]"),
+    # Values bound to a statement, as drivers quote them in their errors (asyncpg: "invalid
+    # input for query argument $1: 2147483648 (value out of int32 range)"; PostgreSQL's
+    # "Key (client_id)=(275)" details), like SQLAlchemy's own hide_parameters.
+    (re.compile(r"(invalid input for query argument \$[0-9]+: ).*"), r"\1[redacted]"),
+    (re.compile(r"(Key \([^)\n]{1,200}\)=\()[^\n]*?(\) )"), r"\1[redacted]\2"),
     # Client API keys and callback signing secrets, wherever they turn up.
     (re.compile(r"\bopj_[A-Za-z0-9_-]{8,}"), "opj_[redacted]"),
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{8,}"), "whsec_[redacted]"),

@@ -72,6 +72,15 @@ CALLBACKS = Counter(
 )
 
 
+EDGE_ENDED = Counter(
+    "outpaint_http_refused_total",
+    "Connections and requests the HTTP edge ended before the app saw them, by reason: "
+    "connection_budget (past MAX_CONNECTIONS), header_timeout, body_timeout, header_too_large",
+    ["reason"],
+    registry=REGISTRY,
+)
+
+
 CREATED = Counter(
     "outpaint_jobs_created_total",
     "Jobs created (not replays of an Idempotency-Key)",

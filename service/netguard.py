@@ -1,8 +1,9 @@
-"""SSRF guard for every URL a client or a provider hands us (callbacks, and the simulator's
-images and webhooks): http(s) only, and never an address inside our own
-network (loopback, private, link-local, multicast, reserved, cloud metadata) unless
-ALLOW_PRIVATE_CALLBACKS is set. Names are resolved and every address checked, at creation
-and again at delivery (against DNS rebinding)."""
+"""SSRF guard for every URL a client or a provider hands us (callbacks, image URLs passed to
+the provider, and the simulator's images and webhooks): http(s) only, and never an address
+inside our own network (loopback, private, link-local, multicast, reserved, cloud metadata;
+literal in any numeric form, or resolved) unless ALLOW_PRIVATE_CALLBACKS is set. Names are
+resolved and every address checked, at creation and again at delivery (against DNS
+rebinding)."""
 
 from __future__ import annotations
 
@@ -52,14 +53,24 @@ def is_forbidden(address: Address) -> bool:
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_\-\u0080-\uffff]{1,63}(?<!-)")
 
 
+def literal_address(host: str) -> Address | None:
+    """The address a host names literally, in any form a resolver takes as one: dotted,
+    IPv6, or the old numeric IPv4 forms (`2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`),
+    which inet_aton reads without asking DNS. None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if host and all(c in "0123456789abcdefxABCDEFX." for c in host):
+        with contextlib.suppress(OSError):
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+    return None
+
+
 def check_host(host: str) -> None:
     """A literal address, or a name whose every label is 1 to 63 characters and which IDNA
     can encode; else UnsafeCallback (never a UnicodeError from the resolver)."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
+    if literal_address(host) is not None:
         return
     name = host[:-1] if host.endswith(".") else host
     if not name or len(name) > 253 or not name.isprintable():
@@ -89,11 +100,8 @@ def split_callback(url: str) -> tuple[str, int]:
 
 
 async def resolve(host: str, port: int, timeout: float = 3.0) -> list[Address]:
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
+    literal = literal_address(host)
+    if literal is not None:
         return [literal]
     if host.rstrip(".").lower().rpartition(".")[2] == "invalid":
         # RFC 6761: resolvers should refuse .invalid at once; never ask the network.
@@ -123,6 +131,36 @@ async def check_callback(url: str, allow_private: bool) -> list[Address]:
                 "or metadata range; set ALLOW_PRIVATE_CALLBACKS to allow it"
             )
     return addresses
+
+
+async def check_image(url: str, allow_private: bool) -> None:
+    """An image URL the provider is to fetch: http(s), no credentials, and no address
+    inside our network (literal, in any numeric form, or what the name resolves to) unless
+    ALLOW_PRIVATE_CALLBACKS; raises UnsafeCallback. A name that does not resolve passes:
+    the provider cannot fetch it either, and says so."""
+    if not url.isprintable():
+        raise UnsafeCallback("must be a printable URL")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeCallback("must be an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise UnsafeCallback("must not carry credentials")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise UnsafeCallback("has an invalid port") from None
+    check_host(parts.hostname)
+    if allow_private:
+        return
+    try:
+        addresses = await resolve(parts.hostname, port)
+    except Unresolvable:
+        return
+    if any(is_forbidden(a) for a in addresses):
+        raise UnsafeCallback(
+            "names an address inside a private, loopback, link-local, multicast or metadata "
+            "range; set ALLOW_PRIVATE_CALLBACKS to allow it"
+        )
 
 
 class _PinnedBackend(httpcore.AsyncNetworkBackend):

@@ -7,6 +7,7 @@ listed in the README's settings table.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -16,9 +17,11 @@ if TYPE_CHECKING:
     from service.domain.archive import ArchivePolicy
     from service.domain.changes import Policy
     from service.domain.circuit import Circuit
+    from service.edge import EdgeLimits
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./outpaint-jobs.db"
 SIMULATOR_MOUNT = "/simulator"
+ADMIN_KEY_NAME = "outpaint-jobs.admin-key"
 
 
 class Settings(BaseSettings):
@@ -81,6 +84,17 @@ class Settings(BaseSettings):
     # Browsers: origins whose pages may call the API (comma-separated; empty: no CORS), and
     # how long an event link (a key-less URL of one job's event stream) stays valid.
     cors_allow_origins: str = ""
+    metrics_token: str | None = None  # when set, /metrics wants `Authorization: Bearer` it
+    # The HTTP edge (service/edge.py): how long a request's line and headers, and then its
+    # body, may take to arrive; how large its headers may be; connections held per process
+    # (0: the descriptor limit less a quarter of it).
+    receive_headers_seconds: float = Field(10.0, gt=0)
+    receive_body_seconds: float = Field(30.0, gt=0)
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
+    max_connections: int = Field(0, ge=0)
+    # Where `serve` writes the first admin key when its stdout is not a terminal (a file
+    # readable by its owner only); default: beside the SQLite database, else ./
+    admin_key_file: str | None = None
     event_link_ttl_seconds: float = Field(900.0, gt=0, le=7 * 86400)
 
     # The built-in simulator (used when MODELSLAB_API_KEY is unset).
@@ -162,6 +176,16 @@ class Settings(BaseSettings):
     def cors_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_allow_origins.split(",") if o.strip()]
 
+    def edge_limits(self) -> EdgeLimits:
+        from service.edge import EdgeLimits
+
+        return EdgeLimits(
+            header_seconds=self.receive_headers_seconds,
+            body_seconds=self.receive_body_seconds,
+            max_header_bytes=self.max_header_bytes,
+            max_connections=self.max_connections,
+        )
+
     @property
     def archives_outputs(self) -> bool:
         return self.output_store.strip().lower() != "none"
@@ -206,6 +230,15 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def admin_key_path(self) -> Path:
+        if self.admin_key_file:
+            return Path(self.admin_key_file)
+        _, _, database = self.database_url.partition(":///")
+        if self.is_sqlite and database and not database.startswith(":memory:"):
+            return Path(database.split("?", 1)[0]).resolve().parent / ADMIN_KEY_NAME
+        return Path(ADMIN_KEY_NAME).resolve()
 
 
 def load_settings(**overrides: object) -> Settings:

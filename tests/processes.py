@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import signal
 import subprocess
 import sys
@@ -107,11 +106,16 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 async def made_serve(cwd: Path, **env: str) -> AsyncIterator[tuple[str, str]]:
     """`outpaint-jobs migrate` then `outpaint-jobs serve`, as `make serve` runs them, in
     `cwd` with the defaults (the built-in simulator, outputs kept in ./outputs) and `env`
-    on top: (its URL, the admin key its first start prints). Stopped with SIGTERM."""
+    on top: (its URL, the admin key its first start made). Its stdout is no terminal, so
+    the key is in a file: ./outpaint-jobs.admin-key beside the default database, else
+    ADMIN_KEY_FILE. Stopped with SIGTERM."""
     port = env.get("PORT") or str(free_port())
     environment = clean_env()
     del environment["OUTPUT_STORE"]  # the default: ./outputs, here `cwd`
     environment.update(env, PORT=port)
+    key_file = cwd / "outpaint-jobs.admin-key"
+    if "DATABASE_URL" in env:
+        environment["ADMIN_KEY_FILE"] = str(key_file)
     command = [sys.executable, "-m", "service"]
     migrated = subprocess.run(
         [*command, "migrate"], env=environment, cwd=cwd, capture_output=True, text=True, timeout=60
@@ -126,16 +130,12 @@ async def made_serve(cwd: Path, **env: str) -> AsyncIterator[tuple[str, str]]:
         text=True,
     )
     try:
-        assert serve.stdout is not None
-        printed = ""
-        while "opj_" not in printed:  # the key's own line, after a line saying what it is
-            printed = await asyncio.to_thread(serve.stdout.readline)
-            assert printed, "serve printed no key"
-        found = re.search(r"opj_\S+", printed)
-        assert found, printed
         url = f"http://127.0.0.1:{port}"
-        await wait_healthy(url)
-        yield url, found.group(0)
+        await wait_healthy(url)  # the key is written before the server starts
+        key = key_file.read_text().strip()
+        assert key.startswith("opj_") and key_file.stat().st_mode & 0o777 == 0o600
+        yield url, key
     finally:
         serve.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(serve.communicate, timeout=20)
+        out, _ = await asyncio.to_thread(serve.communicate, timeout=20)
+        assert "opj_" not in out  # never printed where a log collector reads

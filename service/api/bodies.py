@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from service.api.problems import Problem
 from service.domain import jsonsafe
@@ -22,11 +22,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or ended by the edge for being too slow (service/edge.py)
+        raise Problem(408, "Request timeout", "The body did not arrive whole.") from None
     return b"".join(chunks)
 
 

@@ -16,7 +16,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service import logs
-from service.api.auth import JOBS_READ, JOBS_WRITE, OPS_READ, require, visible_client
+from service.api.auth import (
+    JOBS_READ,
+    JOBS_WRITE,
+    OPS_READ,
+    can_read,
+    require,
+    visible_client,
+)
 from service.api.bodies import parse_json, read_body
 from service.api.context import ctx_of
 from service.api.lookup import visible_job
@@ -29,8 +36,17 @@ from service.domain.requests import JobRequest
 from service.domain.settling import is_settled
 from service.domain.states import JobStatus
 from service.domain.wakeups import Wake
-from service.netguard import UnsafeCallback, check_callback
-from service.store.records import AtCap, Created, CreationLimits, KeyReused, RateLimited, Replayed
+from service.netguard import UnsafeCallback, check_callback, check_image
+from service.settings import SIMULATOR_MOUNT, Settings
+from service.store.records import (
+    AtCap,
+    Created,
+    CreationLimits,
+    KeyReused,
+    Principal,
+    RateLimited,
+    Replayed,
+)
 
 log = logging.getLogger("service.api.jobs")
 
@@ -53,6 +69,24 @@ def _idempotency_key(request: Request) -> str | None:
             "characters, not starting or ending with a space.",
         )
     return key
+
+
+def _unsafe(field: str, exc: UnsafeCallback) -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        f"The {field} may not be used.",
+        type_="validation",
+        errors=[{"field": field, "message": str(exc), "type": "unsafe_url"}],
+    )
+
+
+def _fetched_by_the_provider(s: Settings, image: str) -> bool:
+    """An image URL the provider will fetch (not base64 data, and not the built-in
+    simulator's own samples, which it reads without fetching)."""
+    if not image.startswith(("http://", "https://")):
+        return False
+    return not (s.uses_simulator and image.startswith(f"{s.base_url}{SIMULATOR_MOUNT}/samples/"))
 
 
 def _idempotency_conflict() -> Problem:
@@ -95,19 +129,20 @@ async def create_job(request: Request) -> Response:
         try:
             await check_callback(job_request.callback_url, s.allow_private_callbacks)
         except UnsafeCallback as exc:
-            raise Problem(
-                422,
-                "Invalid request",
-                "The callback_url may not be used.",
-                type_="validation",
-                errors=[{"field": "callback_url", "message": str(exc), "type": "unsafe_url"}],
-            ) from None
+            raise _unsafe("callback_url", exc) from None
+    if _fetched_by_the_provider(s, job_request.image):
+        try:
+            await check_image(job_request.image, s.allow_private_callbacks)
+        except UnsafeCallback as exc:
+            raise _unsafe("image", exc) from None
     now = ctx.work.clock()
     limits = CreationLimits(s.client_jobs_per_minute, s.client_max_unfinished)
     result = await ctx.store.jobs.create_job(principal.client_id, job_request, key, now, limits)
+    if not can_read(principal):  # it learns the job's id (Location), nothing more
+        wait = None
     match result:
         case Replayed(job):
-            return await _held(request, job, principal.client_id, wait, 200)
+            return await _held(request, principal, job, wait, 200)
         case KeyReused():
             raise _idempotency_conflict()
         case RateLimited(retry_in):
@@ -128,21 +163,25 @@ async def create_job(request: Request) -> Response:
     with logs.job_context(job.public_id, job.id):
         log.info("job created for client %s", principal.client_name)
     ctx.wake(Wake.JOB_CREATED)
-    return await _held(request, job, principal.client_id, wait, 202)
+    return await _held(request, principal, job, wait, 202)
 
 
 async def _held(
-    request: Request, job: Job, client_id: int, wait: int | None, status_code: int
+    request: Request, principal: Principal, job: Job, wait: int | None, status_code: int
 ) -> Response:
     """The job, held until it settles or `wait` seconds pass (`Prefer: wait=N`): a new job
     that settled in time answers 201 Created, one still on its way 202 Accepted; a replay
-    answers 200 either way."""
+    answers 200 either way. A key that may not read jobs gets 204 and the job's Location,
+    whether the job is new or replayed: neither its state nor its request."""
+    location = {"Location": f"/v1/jobs/{job.public_id}"}
+    if not can_read(principal):
+        return Response(status_code=204, headers=location)
     if wait is not None:
-        job = await hold(ctx_of(request), job, client_id, wait, settled_or_past(None))
+        job = await hold(ctx_of(request), job, principal.client_id, wait, settled_or_past(None))
         if status_code == 202 and is_settled(job):
             status_code = 201
     response = _job_response(job, status_code)
-    response.headers["Location"] = f"/v1/jobs/{job.public_id}"
+    response.headers.update(location)
     if wait is not None:
         response.headers["Preference-Applied"] = f"wait={wait}"
     return response

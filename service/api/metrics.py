@@ -1,8 +1,10 @@
 """`GET /metrics`: Prometheus text format. Database-derived gauges are refreshed here at
-most every METRICS_REFRESH_SECONDS, once for all concurrent scrapes."""
+most every METRICS_REFRESH_SECONDS, once for all concurrent scrapes. With METRICS_TOKEN set,
+a scrape must carry it as a bearer token."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 
@@ -13,6 +15,7 @@ from starlette.routing import Route
 
 from service import metrics
 from service.api.context import ApiContext, ctx_of
+from service.api.problems import Problem
 
 log = logging.getLogger("service.metrics")
 
@@ -39,7 +42,22 @@ async def _refresh(ctx: ApiContext) -> None:
         ctx.metrics_refreshed_at = time.monotonic()
 
 
+def _authorized(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
 async def metrics_endpoint(request: Request) -> Response:
+    token = ctx_of(request).settings.metrics_token
+    if token and not _authorized(request, token):
+        raise Problem(
+            401,
+            "Unauthorized",
+            "Send `Authorization: Bearer` with the METRICS_TOKEN.",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     try:
         await _refresh(ctx_of(request))
         metrics.STATE.database_up = 1

@@ -15,13 +15,16 @@ from service import logs
 from service.api.problems import unexpected
 
 HEADER = b"x-request-id"
+# On every answer: a browser takes each body as the type it is served with, never sniffs
+# another (a GIF with a script appended stays an image).
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 _PREFIX = os.urandom(6).hex()  # this process's; the counter makes each id unique within it
 _COUNTER = itertools.count(1)
 
 
 class RequestId:
     """Takes the caller's X-Request-ID (if short and printable) or makes one; every log line
-    of the request carries it, and the response echoes it."""
+    of the request carries it, and the response echoes it (with `nosniff`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,7 +40,7 @@ class RequestId:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (HEADER, rid.encode())]
+                message["headers"] = [*message["headers"], (HEADER, rid.encode()), NOSNIFF]
             await send(message)
 
         started = False

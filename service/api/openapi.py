@@ -104,6 +104,11 @@ def _paths() -> dict[str, Any]:
                     "200": json_body(
                         "Job", "The job this Idempotency-Key already made", headers=HELD
                     ),
+                    "204": {
+                        "description": "Created, or replayed, for a key without jobs:read: "
+                        "it learns only the job's `Location` (no wait is applied)",
+                        "headers": {"Location": HELD["Location"]},
+                    },
                     "400": problem_body("Malformed JSON, or a bad Idempotency-Key"),
                     "413": problem_body("Body over 1 MiB"),
                     "422": problem_body(
@@ -264,7 +269,7 @@ def _paths() -> dict[str, Any]:
                         "in": "path",
                         "required": True,
                         "description": "The output's index in `output`",
-                        "schema": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                     },
                 ],
             )

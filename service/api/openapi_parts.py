@@ -90,7 +90,8 @@ PREFER = parameter(
     "header",
     {"type": "string"},
     "`wait=N`: hold the answer until the job has settled (201) or N seconds "
-    "(at most 60) have passed (202) (RFC 7240; other preferences are ignored)",
+    "(at most 60) have passed (202) (RFC 7240; other preferences are ignored; not applied "
+    "for a key without jobs:read)",
 )
 HELD = {
     "Location": {

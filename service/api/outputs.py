@@ -16,6 +16,7 @@ from service.api.params import ascii_int
 from service.api.problems import Problem, not_found
 
 IMMUTABLE = "private, max-age=31536000, immutable"
+MAX_OUTPUT_INDEX = 2**31 - 1  # job_outputs.n is a 32-bit integer: beyond it, no such output
 
 
 async def get_output(request: Request) -> Response:
@@ -23,7 +24,8 @@ async def get_output(request: Request) -> Response:
     ctx = ctx_of(request)
     n = ascii_int(request.path_params["n"])
     current = ctx.work.objects
-    stored = await ctx.store.archives.output(job.id, n) if n is not None else None
+    fits = n is not None and n <= MAX_OUTPUT_INDEX  # what job_outputs.n holds
+    stored = await ctx.store.archives.output(job.id, n) if fits and n is not None else None
     if current is None or stored is None or stored.object_key is None or stored.sha256 is None:
         raise not_found()
     objects = current.holding(stored.store)

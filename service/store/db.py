@@ -238,7 +238,11 @@ class SqliteWriter:
                 raw.execute("ROLLBACK")
                 raise
         except Exception as exc:  # the commit itself failed: nothing of the batch holds
-            log.warning("SQLite write batch failed: %s", type(exc).__name__)
+            kind = unavailable(exc)
+            if kind is not None:  # an outage (a full disk): once per kind per interval
+                HEALTH.failed(kind, "SQLite write batch")
+            else:
+                log.warning("SQLite write batch failed: %s", type(exc).__name__)
             outcomes = [(False, exc)] * len(batch)
         for (ok, value), (_fn, future, loop) in zip(outcomes, batch, strict=True):
             _hand_over(loop, future, ok, value)

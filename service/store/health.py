@@ -1,6 +1,6 @@
 """The database's health as this process sees it: which errors mean "unavailable" (not a
-bug), one log line per kind per interval while an outage lasts and one when it ends, and
-the last failure and success that readiness reports."""
+bug), one log line per kind per interval while an outage lasts and one when it has ended for
+a few seconds, and the last failure and success that readiness reports."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("service.store.health")
@@ -84,9 +85,14 @@ def unavailable(exc: BaseException) -> str | None:
 
 @dataclass
 class Health:
-    """Shared by every part of the process (like the metrics registry)."""
+    """Shared by every part of the process (like the metrics registry). While failures go
+    on, one line per kind per interval, however they interleave with successes (a
+    flapping database, a full disk that still takes reads); one line when the database has
+    stayed well for `stable_seconds` after the last failure."""
 
     interval_seconds: float = 10.0
+    stable_seconds: float = 5.0
+    clock: Callable[[], float] = time.monotonic
     last_failure: float | None = None
     last_failure_kind: str | None = None
     last_success: float | None = None
@@ -97,7 +103,7 @@ class Health:
     def failed(self, kind: str, where: str) -> None:
         """An operation met unavailability `kind`. Logged at most once per kind per
         interval, with how many it saw since the last line."""
-        now = time.monotonic()
+        now = self.clock()
         self.last_failure, self.last_failure_kind = now, kind
         if self._down_since is None:
             self._down_since = now
@@ -114,16 +120,27 @@ class Health:
             )
 
     def succeeded(self) -> None:
-        """A database operation went through: if an outage was on, it is over."""
-        now = time.monotonic()
+        """A database operation went through. An outage is over once nothing has failed
+        for `stable_seconds`: then it is said once (a success between failures is not a
+        recovery)."""
+        now = self.clock()
         self.last_success = now
-        if self._down_since is not None:
-            lasted = now - self._down_since
-            seen = sum(self._since_log.values())
-            self._down_since = None
-            self._logged.clear()
-            self._since_log.clear()
-            log.warning("database available again after %.1f s (%d more failures)", lasted, seen)
+        if self._down_since is None or self.last_failure is None:
+            return
+        if now - self.last_failure < self.stable_seconds:
+            return
+        lasted = self.last_failure - self._down_since
+        seen = sum(self._since_log.values())
+        self._down_since = None
+        self._logged.clear()
+        self._since_log.clear()
+        log.warning(
+            "database available again: failures for %.1f s, none for %.1f s since "
+            "(%d more failures)",
+            lasted,
+            now - self.last_failure,
+            seen,
+        )
 
     @property
     def down(self) -> bool:

@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Browser, Page
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from service.app import create_app
@@ -334,6 +334,7 @@ async def test_actions_show_for_keys_that_may_take_them_and_are_recorded(
     world: World, browser: Browser
 ) -> None:
     page, _ = await _open(browser, f"{world.url}/dashboard")
+    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))  # yes, switch keys
     # team-a's writer (jobs:write, ops:read): its own jobs only; what the job's state allows.
     assert await _job_page(page, world, world.writer, "overdue") == ["cancel", "refresh-now"]
     assert await _job_page(page, world, world.writer, "queued") == []  # team-b's
@@ -359,6 +360,62 @@ async def test_actions_show_for_keys_that_may_take_them_and_are_recorded(
     action = page.locator('#timeline tr[data-kind="action"] summary')
     assert await action.text_content() == f"cancel by {prefix}"
     await page.wait_for_function("() => document.querySelectorAll('#actions button').length === 0")
+
+
+async def test_a_link_with_another_key_asks_before_switching(
+    world: World, browser: Browser
+) -> None:
+    page, _ = await _open(browser, f"{world.url}/dashboard#key={world.ops}")
+    await page.wait_for_selector('#counts .card[data-label="succeeded"]')
+    asked: list[str] = []
+    answers = [False, True]  # say no, then yes
+
+    async def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if answers.pop(0) else dialog.dismiss())
+
+    page.on("dialog", lambda d: asyncio.ensure_future(answer(d)))
+    in_use = "() => sessionStorage.getItem('outpaint-ops-key')"
+    for _ in range(2):
+        await page.evaluate("k => { location.hash = 'key=' + k }", world.admin)
+        await page.wait_for_function("() => location.hash === ''")  # the key left the URL
+    assert len(asked) == 2 and world.admin[:12] in asked[0] and world.ops[:12] in asked[0]
+    assert await page.evaluate(in_use) == world.admin  # kept after no, switched after yes
+    # the same key again asks nothing
+    await page.evaluate("k => { location.hash = 'key=' + k }", world.admin)
+    await page.wait_for_function("() => location.hash === ''")
+    assert len(asked) == 2
+
+
+async def test_the_dashboard_is_never_framed_and_runs_only_its_own_scripts(
+    world: World, browser: Browser
+) -> None:
+    # another site that frames it gets nothing of it (Chromium's error page instead)
+    framer = f'<iframe id="f" src="{world.url}/dashboard"></iframe>'
+
+    async def framing(_request: Request) -> Response:
+        return HTMLResponse(framer)
+
+    site = LiveServer()
+    await site.start(Starlette(routes=[Route("/", framing)]))
+    try:
+        other = await browser.new_page()
+        await other.goto(f"http://localhost:{site.port}/")
+        await other.wait_for_load_state("load")
+        frame = await (await other.wait_for_selector("#f")).content_frame()
+        assert frame is not None  # Chromium shows its own error page in it, not ours
+        assert await frame.query_selector("#counts") is None
+    finally:
+        await site.stop()
+    page, _ = await _open(browser, f"{world.url}/dashboard#key={world.ops}")
+    response = await page.goto(f"{world.url}/dashboard")
+    assert response is not None
+    csp = response.headers["content-security-policy"]
+    script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+    assert "'unsafe-inline'" not in script_src and script_src.count("'sha256-") == 2
+    assert "frame-ancestors 'none'" in csp and response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    await page.wait_for_selector('#counts .card[data-label="succeeded"]')  # the scripts ran
 
 
 async def test_a_wrong_key_says_so(db_url: str, live: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]

@@ -195,9 +195,11 @@ async def test_while_postgresql_is_stopped_requests_get_503_and_logs_stay_short(
     outage_db: str,
     live: LiveServer,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.INFO)
     HEALTH.interval_seconds = 10.0
+    monkeypatch.setattr(HEALTH, "stable_seconds", 0.5)  # well this long: said once
     async with running(outage_db, live) as rig:
         [job] = await rig.create(1)
         await rig.settle([job])
@@ -221,9 +223,11 @@ async def test_while_postgresql_is_stopped_requests_get_503_and_logs_stay_short(
             during = caplog.records[stop_at:]
         finally:
             await asyncio.to_thread(cluster.start)
-        for _ in range(200):
+        for _ in range(200):  # until the database answers, and has for a while
             r = await rig.client.get(f"/v1/jobs/{job['id']}", headers=rig.headers)
-            if r.status_code == 200:
+            if r.status_code == 200 and any(
+                "database available again" in m.getMessage() for m in caplog.records[stop_at:]
+            ):
                 break
             await asyncio.sleep(0.05)
         assert r.status_code == 200

@@ -59,6 +59,16 @@ def cli_env(db_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def run_migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def run_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "service", *args],
@@ -87,21 +97,27 @@ def test_keys_create_list_revoke(db_url: str) -> None:
     assert bad.returncode == 2 and "unknown scopes" in bad.stderr
 
 
-def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url: str) -> None:
+def test_serve_keeps_its_admin_key_out_of_logs_serves_a_job_and_stops_on_sigterm(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Its stdout is a pipe (as in a container): the first admin key goes to a file only
+    its owner reads, its path to the log, the key itself to neither output."""
     port = free_port()
-    env = cli_env(db_url, PORT=str(port), SIM_ETA_SECONDS="0.2", SWEEP_INTERVAL_SECONDS="0.2")
+    key_file = tmp_path / "admin-key"
+    env = cli_env(
+        db_url,
+        PORT=str(port),
+        SIM_ETA_SECONDS="0.2",
+        SWEEP_INTERVAL_SECONDS="0.2",
+        ADMIN_KEY_FILE=str(key_file),
+    )
     proc = spawn(["serve"], env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base, "/healthz", seconds=20)
-        headers = {}
-        assert proc.stdout is not None
-        line = ""
-        while "opj_" not in line:
-            line = proc.stdout.readline()
-        key = re.search(r"opj_\S+", line)
-        assert key is not None
-        headers = {"Authorization": f"Bearer {key.group(0)}"}
+        key = key_file.read_text().strip()
+        assert key.startswith("opj_") and key_file.stat().st_mode & 0o777 == 0o600
+        headers = {"Authorization": f"Bearer {key}"}
         job = httpx.post(
             f"{base}/v1/jobs",
             headers=headers,
@@ -126,14 +142,44 @@ def test_serve_prints_an_admin_key_once_serves_a_job_and_stops_on_sigterm(db_url
     assert "/webhooks/modelslab/" in err and re.search(r"/webhooks/modelslab/\d+\.", err) is None
     assert time.monotonic() - started < 15
     assert "built-in simulator" in err
-    # A second start finds a key and prints none.
+    assert key not in out and key not in err
+    assert f"an admin key was created and written to {key_file} (readable by its owner" in err
+    # A second start finds a key and makes none.
+    key_file.unlink()
     proc2 = spawn(["serve"], env)
     try:
         wait_up(f"{base}", "/healthz")
     finally:
         proc2.send_signal(signal.SIGTERM)
-        out2, _ = proc2.communicate(timeout=20)
-    assert "opj_" not in out2
+        out2, err2 = proc2.communicate(timeout=20)
+    assert "opj_" not in out2 + err2 and not key_file.exists()
+
+
+def test_serve_on_a_terminal_prints_its_admin_key_once(tmp_path: Path) -> None:
+    """`make serve` in a terminal: a person is there, so the key is shown, not filed."""
+    import pty
+
+    port = free_port()
+    env = cli_env(f"sqlite+aiosqlite:///{tmp_path / 't.db'}", PORT=str(port))
+    assert run_migrate(env).returncode == 0
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        env=env,
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    os.close(terminal)
+    try:
+        wait_up(f"http://127.0.0.1:{port}", "/healthz", seconds=20)
+        shown = os.read(controller, 4096).decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        os.close(controller)
+    assert "It is shown only now" in shown and re.search(r"opj_\S{40,}", shown)
+    assert not (tmp_path / "outpaint-jobs.admin-key").exists()
 
 
 def test_prune_command(db_url: str) -> None:

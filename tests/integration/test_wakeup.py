@@ -45,7 +45,7 @@ async def test_a_job_created_elsewhere_is_submitted_without_waiting_for_the_tick
                 api_app.state.ctx.work.provider = provider
             await asyncio.sleep(0.1)
             raw, _ = await store.clients.create_key(
-                "a", ["jobs:write"], api_app.state.ctx.work.clock()
+                "a", ["jobs:write", "jobs:read"], api_app.state.ctx.work.clock()
             )
             transport = httpx.ASGITransport(app=api_app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

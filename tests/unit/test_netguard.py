@@ -36,3 +36,40 @@ async def test_loopback_is_refused_unless_allowed() -> None:
     with pytest.raises(UnsafeCallback):
         await check_callback("http://localhost:9/cb", allow_private=False)
     assert await check_callback("http://127.0.0.1:9/cb", allow_private=True)
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f000001", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("[::1]", "::1"),
+        ("169.254.169.254", "169.254.169.254"),
+    ],
+)
+def test_numeric_hosts_are_read_as_the_addresses_a_resolver_would_make_of_them(
+    host: str, address: str
+) -> None:
+    from service.netguard import literal_address
+
+    assert str(literal_address(host)) == address
+
+
+def test_names_are_not_addresses() -> None:
+    from service.netguard import literal_address
+
+    for host in ("images.example.invalid", "deadbeef", "face.b00c", "localhost"):
+        assert literal_address(host) is None, host
+
+
+async def test_an_image_url_on_our_network_is_refused_in_any_form() -> None:
+    from service.netguard import UnsafeCallback, check_image
+
+    for url in ("http://2130706433/a.png", "http://0x7f.1/a.png", "http://10.1.2.3/a.png"):
+        with pytest.raises(UnsafeCallback):
+            await check_image(url, allow_private=False)
+        await check_image(url, allow_private=True)
+    await check_image("https://images.example.invalid/a.png", allow_private=False)  # no DNS

@@ -54,3 +54,14 @@ async def test_the_client_never_returns_our_key_or_webhook_url() -> None:
     else:
         raise AssertionError("expected a rejection")
     await client.aclose()
+
+
+def test_values_bound_to_a_statement_never_reach_a_log_line() -> None:
+    from service.logs import redact_text
+
+    asyncpg = "invalid input for query argument $2: 2147483648 (value out of int32 range)"
+    assert redact_text(asyncpg) == "invalid input for query argument $2: [redacted]"
+    detail = "DETAIL:  Key (client_id, idempotency_key)=(3, order-17) already exists."
+    assert redact_text(detail) == (
+        "DETAIL:  Key (client_id, idempotency_key)=([redacted]) already exists."
+    )

@@ -24,11 +24,19 @@ function showError(e) { document.getElementById("error").textContent = e ? e.mes
 // The fragment's parameters (key=…, job=…).
 function fragment() { return new URLSearchParams(location.hash.replace(/^#/, "")); }
 
+// A link's #key= is taken at once when none is in use; one that differs from the key in
+// use replaces it only if the operator says so (a link must not swap it silently).
 function takeKeyFromFragment() {
   const params = fragment();
   if (params.has("key")) {
-    if (params.get("key") !== key()) me = null;  // another key: ask again what it may do
-    sessionStorage.setItem(STORE, params.get("key"));
+    const offered = params.get("key");
+    const current = key();
+    if (offered !== current && (current === null || confirm(
+        "This link carries another key (" + offered.slice(0, 12) + "…). Use it instead of " +
+        "the key in use (" + current.slice(0, 12) + "…)?"))) {
+      me = null;  // another key: ask again what it may do
+      sessionStorage.setItem(STORE, offered);
+    }
     params.delete("key");
     const rest = params.toString();
     history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
