@@ -72,6 +72,26 @@ def test_the_worker_outlives_its_stop_grace() -> None:
     assert float(config["LEASE_SECONDS"]) >= 2 * float(config["PROVIDER_TIMEOUT_SECONDS"])
 
 
+def test_the_edge_limits_the_metrics_token_and_the_admin_key_are_set() -> None:
+    """The deployments run with the HTTP edge's limits (below their descriptor limit), a
+    METRICS_TOKEN, and a writable place for the first admin key (read-only root on k8s)."""
+    edge = {"RECEIVE_HEADERS_SECONDS", "RECEIVE_BODY_SECONDS", "MAX_HEADER_BYTES"}
+    config = by_kind("ConfigMap")["outpaint-jobs"]["data"]
+    assert edge | {"MAX_CONNECTIONS", "ADMIN_KEY_FILE"} <= set(config)
+    assert "METRICS_TOKEN" in by_kind("Secret")["outpaint-jobs"]["stringData"]
+    for deployment in by_kind("Deployment").values():
+        spec = deployment["spec"]["template"]["spec"]
+        [mount] = container(deployment)["volumeMounts"]
+        assert config["ADMIN_KEY_FILE"].startswith(mount["mountPath"] + "/")
+        assert {v["name"] for v in spec["volumes"]} == {mount["name"]}
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for role in ("api", "worker"):
+        service = compose["services"][role]
+        env = service["environment"]
+        assert edge <= set(env) and env["METRICS_TOKEN"].startswith("${METRICS_TOKEN:?")
+        assert int(env["MAX_CONNECTIONS"]) < service["ulimits"]["nofile"]
+
+
 def test_migrations_are_a_job_of_their_own() -> None:
     job = by_kind("Job")["outpaint-jobs-migrate"]
     assert container(job)["args"] == ["migrate"]

@@ -40,6 +40,34 @@ def test_promtool_accepts_the_alert_rules() -> None:
     assert f"SUCCESS: {len(rule_expressions())} rules found" in done.stdout + done.stderr
 
 
+def test_the_scrape_config_carries_the_metrics_token(tmp_path: Path) -> None:
+    """deploy/prometheus/prometheus.yml passes promtool (with its token file in place) and
+    scrapes with a bearer token; the PodMonitor takes the same token from the Secret."""
+    promtool = shutil.which("promtool")
+    assert promtool, "install Debian's prometheus package (promtool); .ci/run does"
+    source = DEPLOY / "prometheus" / "prometheus.yml"
+    config = yaml.safe_load(source.read_text())
+    token_file = "/etc/prometheus/outpaint-metrics-token"
+    for job in config["scrape_configs"]:
+        assert job["authorization"] == {"type": "Bearer", "credentials_file": token_file}
+    (tmp_path / "token").write_text("a-token")
+    (tmp_path / "alerts.yml").write_text(RULES.read_text())
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(source.read_text().replace(token_file, str(tmp_path / "token")))
+    done = subprocess.run(
+        [promtool, "check", "config", str(checked)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [monitor] = [
+        d for d in yaml.safe_load_all((DEPLOY / "k8s" / "podmonitor.yaml").read_text()) if d
+    ]
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["authorization"]["credentials"] == {
+        "name": "outpaint-jobs",
+        "key": "METRICS_TOKEN",
+    }
+
+
 def test_the_rules_cover_what_matters() -> None:
     alerts = " ".join(rule_expressions())
     for metric in (
