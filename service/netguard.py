@@ -86,6 +86,11 @@ def check_host(host: str) -> None:
 def split_callback(url: str) -> tuple[str, int]:
     if len(url) > 2048 or not url.isprintable():
         raise UnsafeCallback("must be a printable URL of at most 2048 characters")
+    return _split(url)
+
+
+def _split(url: str) -> tuple[str, int]:
+    """(host, port) of an http(s) URL without credentials whose host has our shape."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeCallback("must be an http(s) URL with a host")
@@ -140,20 +145,11 @@ async def check_image(url: str, allow_private: bool) -> None:
     the provider cannot fetch it either, and says so."""
     if not url.isprintable():
         raise UnsafeCallback("must be a printable URL")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeCallback("must be an http(s) URL with a host")
-    if parts.username or parts.password:
-        raise UnsafeCallback("must not carry credentials")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise UnsafeCallback("has an invalid port") from None
-    check_host(parts.hostname)
+    host, port = _split(url)
     if allow_private:
         return
     try:
-        addresses = await resolve(parts.hostname, port)
+        addresses = await resolve(host, port)
     except Unresolvable:
         return
     if any(is_forbidden(a) for a in addresses):

@@ -5,34 +5,12 @@ is sniffed as another type."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 
-from service.app import create_app
 from tests.api.test_jobs import BODY, assert_problem
-from tests.conftest import Api, make_settings
-
-
-@pytest.fixture
-async def make_api(db_url: str) -> AsyncIterator[Callable[..., Any]]:
-    stack: list[Any] = []
-
-    async def make(**overrides: object) -> Api:
-        settings = make_settings(db_url, **overrides)
-        app = create_app(settings, run_workers=False)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-        stack.append((client, lifespan))
-        return Api(client, app.state.ctx.store, settings, app.state.ctx)
-
-    yield make
-    for client, lifespan in stack:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+from tests.conftest import Api
 
 
 async def test_an_output_index_past_the_column_is_a_404_not_a_500(api: Api) -> None:

@@ -4,37 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from service.app import create_app
 from service.netguard import check_callback, is_forbidden
-from tests.conftest import Api, make_settings, now
+from tests.conftest import Api, now
 from tests.factories import IMAGE, client_id
 
 BODY = {"image": IMAGE, "prompt": "x"}
-
-
-@pytest.fixture
-async def make_api(db_url: str) -> AsyncIterator[Any]:
-    stack: list[Any] = []
-
-    async def build(**overrides: object) -> Api:
-        settings = make_settings(db_url, **overrides)
-        app = create_app(settings, run_workers=False)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-        stack.append((lifespan, client))
-        return Api(client, app.state.ctx.store, settings)
-
-    yield build
-    for lifespan, client in reversed(stack):
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 # --- every route, every boundary ----------------------------------------------------------
