@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service import metrics
+from service.throttle import Throttled
 
 log = logging.getLogger("service.edge")
 
@@ -45,24 +45,6 @@ class EdgeLimits:
         return max(soft - max(RESERVE, soft // 4), 16)
 
 
-@dataclass
-class Throttled:
-    """One log line per reason per interval, with how many happened since the last."""
-
-    interval: float = 10.0
-    _last: dict[str, float] = field(default_factory=dict)
-    _since: dict[str, int] = field(default_factory=dict)
-
-    def note(self, reason: str, message: str) -> None:
-        metrics.EDGE_ENDED.labels(reason).inc()
-        self._since[reason] = self._since.get(reason, 0) + 1
-        now = time.monotonic()
-        last = self._last.get(reason)
-        if last is None or now - last >= self.interval:
-            self._last[reason] = now
-            log.warning("%s: %d since the last such line", message, self._since.pop(reason))
-
-
 def _answer(status: int, reason: str, text: str, retry_after: int | None = None) -> bytes:
     """A whole response written by the edge itself (the app never saw the request)."""
     body = text.encode()
@@ -78,10 +60,21 @@ def _answer(status: int, reason: str, text: str, retry_after: int | None = None)
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def bounded(limits: EdgeLimits, throttled: Throttled | None = None) -> type[HttpToolsProtocol]:
+class _Said:
+    """What the edge ended: counted by reason, and said once per reason per interval."""
+
+    def __init__(self) -> None:
+        self.throttled = Throttled(log)
+
+    def note(self, reason: str, message: str) -> None:
+        metrics.EDGE_ENDED.labels(reason).inc()
+        self.throttled.note(reason, "%s", message)
+
+
+def bounded(limits: EdgeLimits) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with `limits` on receiving requests and connections."""
     budget = limits.connection_budget()
-    said = throttled or Throttled()
+    said = _Said()
     too_many = _answer(503, "Service Unavailable", "Too many connections; retry.", 1)
     too_slow = _answer(408, "Request Timeout", "The request did not arrive in time.")
     too_large = _answer(431, "Request Header Fields Too Large", "The headers are too large.")

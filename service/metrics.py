@@ -72,6 +72,13 @@ CALLBACKS = Counter(
 )
 
 
+OUTPUT_STORE_ERRORS = Counter(
+    "outpaint_output_store_errors_total",
+    "Writes (and probes) the output store refused, by kind: missing_bucket, denied, "
+    "disk_full, unreachable, error",
+    ["kind"],
+    registry=REGISTRY,
+)
 EDGE_ENDED = Counter(
     "outpaint_http_refused_total",
     "Connections and requests the HTTP edge ended before the app saw them, by reason: "
@@ -151,6 +158,8 @@ class DatabaseState(Collector):
         self.archive_oldest_seconds = 0.0
         self.stored_bytes = 0
         self.archive_failures: dict[str, int] = {}
+        self.oldest_queued_seconds = 0.0
+        self.inflight_limit = 0
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("outpaint_jobs", "Jobs by state", labels=["status"])
@@ -172,6 +181,16 @@ class DatabaseState(Collector):
         )
         yield GaugeMetricFamily(
             "outpaint_provider_inflight", "Jobs unfinished at the provider", value=self.inflight
+        )
+        yield GaugeMetricFamily(
+            "outpaint_provider_inflight_limit",
+            "PROVIDER_MAX_INFLIGHT: the most jobs unfinished at the provider at once",
+            value=self.inflight_limit,
+        )
+        yield GaugeMetricFamily(
+            "outpaint_jobs_oldest_queued_seconds",
+            "How long the oldest queued job has waited to be submitted (0 when none waits)",
+            value=self.oldest_queued_seconds,
         )
         yield GaugeMetricFamily(
             "outpaint_jobs_overdue",

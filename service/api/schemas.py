@@ -155,6 +155,10 @@ class ArchiveStats(BaseModel):
     stored_outputs: int
     stored_bytes: int
     failures: dict[str, int] = Field(description="Outputs given up on, by reason")
+    store_errors: dict[str, int] = Field(
+        description="Writes the output store refused (each tried again), by kind: "
+        "missing_bucket, denied, disk_full, unreachable, error"
+    )
 
 
 class Stats(BaseModel):

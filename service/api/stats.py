@@ -43,6 +43,7 @@ async def stats(request: Request) -> Response:
         "stored_outputs": backlog.stored,
         "stored_bytes": backlog.stored_bytes,
         "failures": backlog.failures,
+        "store_errors": backlog.store_errors,
     }
     return JSONResponse(body)
 

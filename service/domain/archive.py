@@ -69,20 +69,23 @@ class Retry:
     reason: str
 
 
+STORE_MISS = "store: "  # a miss of the output store's (it refused a write), not the URL's
+
+
 def after_miss(
     now: datetime, attempts: int, deadline_at: datetime, reason: str, policy: ArchivePolicy
 ) -> Retry | None:
-    """An output not there yet: when to look again (backoff from `attempts`, never past the
-    deadline), or None when the deadline has passed: give up."""
+    """An output not kept yet: when to look again, never past the deadline, or None when
+    the deadline has passed: give up. A URL not there yet backs off from `attempts`; a
+    store refusing writes is an outage, not this output's: a short jittered pause without
+    backoff of its own (the archiver waits on the store meanwhile, and once it answers
+    again the backlog goes at once, like jobs after a provider outage)."""
     if now >= deadline_at:
         return None
-    at = scheduling.retry_at(
-        now, attempts, policy.retry_base_seconds, policy.retry_max_seconds, not_after=deadline_at
-    )
+    growth = 0 if reason.startswith(STORE_MISS) else attempts
+    ceiling = policy.retry_base_seconds if growth == 0 else policy.retry_max_seconds
+    at = scheduling.retry_at(now, growth, policy.retry_base_seconds, ceiling, not_after=deadline_at)
     return Retry(at, reason)
-
-
-STORE_MISS = "store: "  # a miss of the output store's (it refused a write), not the URL's
 
 
 def given_up(miss: str) -> str:

@@ -18,6 +18,8 @@ from service.store import queries as q
 from service.store import queries_archive as qa
 from service.store.db import Database
 
+STORE_ERROR = "store_error:"  # archive_counts: writes the output store refused, by kind
+
 
 @dataclass(frozen=True)
 class ArchiveTask:
@@ -73,7 +75,8 @@ class Backlog:
     oldest_pending_at: datetime | None
     stored: int
     stored_bytes: int
-    failures: dict[str, int]
+    failures: dict[str, int]  # outputs given up on, by reason
+    store_errors: dict[str, int]  # writes the output store refused (retried), by kind
 
 
 class ArchiveStore:
@@ -137,10 +140,16 @@ class ArchiveStore:
         return settled
 
     async def retry(
-        self, task: ArchiveTask, owner: str, now: datetime, retry: archive.Retry
+        self,
+        task: ArchiveTask,
+        owner: str,
+        now: datetime,
+        retry: archive.Retry,
+        store_error: str | None = None,
     ) -> bool:
         """Not yet: due again at `retry.at`; the job shows why (`archive_error`), its status
-        does not change."""
+        does not change. `store_error`: the output store refused the write (its kind,
+        counted for ops)."""
         stmt = qa.retry_archive(task.id, owner, retry.at, retry.reason, now)
         noted = qa.note_archive_error(task.job_id, retry.reason, now)
         postgresql = self.db.is_postgresql
@@ -148,6 +157,9 @@ class ArchiveStore:
         def tx(conn: Connection) -> tuple[bool, bool]:
             if conn.execute(stmt).first() is None:
                 return False, False
+            if store_error is not None:
+                counted = {f"{STORE_ERROR}{store_error}": 1}
+                conn.execute(qa.bump_archive_counts(conn.dialect.name, counted))
             changed = conn.execute(noted).rowcount > 0
             if changed and postgresql:
                 conn.execute(q.notify_watchers(task.job_id))
@@ -246,12 +258,18 @@ class ArchiveStore:
             for name, n in totals.items()
             if name.startswith("failed:") and n
         }
+        store_errors = {
+            name.removeprefix(STORE_ERROR): n
+            for name, n in totals.items()
+            if name.startswith(STORE_ERROR) and n
+        }
         return Backlog(
             int(pending),
             oldest,
             totals.get("stored", 0),
             totals.get("stored_bytes", 0),
             failures,
+            store_errors,
         )
 
 

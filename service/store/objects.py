@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import time
@@ -191,6 +192,32 @@ class StoreHealth:
                     self._status = f"failing: {self.objects.name}: no answer in {self.timeout:g} s"
                 self._checked_at = self.clock()
             return self._status
+
+
+def failure_kind(exc: BaseException) -> str:
+    """What kind of refusal a store error is, for counting and alerting: missing_bucket,
+    denied, disk_full, unreachable, or error."""
+    code = _S3_ERROR.search(str(exc))
+    if code is not None:
+        name = code.group(1)
+        if name == "NoSuchBucket":
+            return "missing_bucket"
+        if name in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return "denied"
+        if name in ("SlowDown", "ServiceUnavailable", "InternalError"):
+            return "unreachable"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk_full"
+    if isinstance(exc, PermissionError) or (
+        isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    ):
+        return "denied"
+    text = str(exc).lower()
+    if isinstance(exc, ConnectionError | TimeoutError) or "connect" in text or "timed out" in text:
+        return "unreachable"
+    if "no space left" in text:
+        return "disk_full"
+    return "error"
 
 
 _S3_ERROR = re.compile(r"<Code>([^<]{1,100})</Code>\s*<Message>([^<]{0,300})</Message>")

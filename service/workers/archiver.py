@@ -5,9 +5,11 @@ changes the job's status."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import logging
+import time
 import warnings
 
 import httpx
@@ -18,13 +20,15 @@ from service.domain import archive
 from service.netguard import Unresolvable, UnsafeCallback, guarded_client
 from service.settings import SIMULATOR_MOUNT
 from service.store.archives import ArchiveTask
-from service.store.objects import Objects, describe
+from service.store.objects import Objects, StoreUnusable, describe, failure_kind
+from service.throttle import Throttled
 from service.workers.context import WorkContext
 
 log = logging.getLogger("service.archiver")
 
 CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 TIMEOUT_SECONDS = 30.0
+PROBE_TIMEOUT_SECONDS = 10.0
 
 
 class NotYet(Exception):
@@ -32,15 +36,70 @@ class NotYet(Exception):
     later. `args[0]` is why, as the job shows it."""
 
 
+class StoreRefused(NotYet):
+    """The output store refused the write: an outage of the store's, of `kind`."""
+
+    def __init__(self, reason: str, kind: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
 class GiveUp(Exception):
     """This output will never be stored: `args[0]` is the reason (a short code)."""
+
+
+class StoreGate:
+    """Whether the output store takes writes, as this process last saw. After a refusal no
+    archive is claimed (no output downloaded for nothing); the store is probed every
+    `probe_seconds` (a small object written, read back, deleted), and the first good probe
+    lets the waiting archives go at once. Every refusal, and every failed probe, is counted
+    and said once per kind per interval."""
+
+    def __init__(self, objects: Objects, probe_seconds: float = 2.0) -> None:
+        self.objects = objects
+        self.probe_seconds = probe_seconds
+        self.down_since: float | None = None
+        self._probed_at = float("-inf")
+        self._said = Throttled(log)
+
+    def refused(self, kind: str, reason: str) -> None:
+        metrics.OUTPUT_STORE_ERRORS.labels(kind).inc()
+        self._said.note(kind, "output store %s refused a write (%s)", self.objects.name, reason)
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            self._probed_at = self.down_since
+
+    async def open(self) -> bool:
+        """May the archiver claim now? Probes a failing store at most every
+        `probe_seconds`."""
+        if self.down_since is None:
+            return True
+        now = time.monotonic()
+        if now - self._probed_at < self.probe_seconds:
+            return False
+        self._probed_at = now
+        try:
+            await asyncio.wait_for(self.objects.check(), PROBE_TIMEOUT_SECONDS)
+        except (StoreUnusable, TimeoutError) as exc:
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            self.refused(failure_kind(cause), describe(cause))
+            return False
+        log.warning(
+            "output store %s takes writes again after %.1f s: archiving resumes",
+            self.objects.name,
+            now - self.down_since,
+        )
+        self.down_since = None
+        return True
 
 
 def output_url(base_url: str, public_id: str, n: int) -> str:
     return f"{base_url}/v1/jobs/{public_id}/outputs/{n}"
 
 
-async def archive_job(ctx: WorkContext, objects: Objects, task: ArchiveTask, owner: str) -> None:
+async def archive_job(
+    ctx: WorkContext, objects: Objects, task: ArchiveTask, owner: str, gate: StoreGate | None = None
+) -> None:
     job = await ctx.store.jobs.get_job_by_id(task.job_id)
     if job is None:  # pruned meanwhile (its archive row went with it)
         return
@@ -54,9 +113,12 @@ async def archive_job(ctx: WorkContext, objects: Objects, task: ArchiveTask, own
         except NotYet as exc:
             now = ctx.clock()
             miss = str(exc)
+            refusal = exc.kind if isinstance(exc, StoreRefused) else None
+            if refusal is not None and gate is not None:
+                gate.refused(refusal, miss)
             retry = archive.after_miss(now, task.attempts, task.deadline_at, miss, policy)
             if retry is not None:
-                await ctx.store.archives.retry(task, owner, now, retry)
+                await ctx.store.archives.retry(task, owner, now, retry, store_error=refusal)
                 return
             results.append(archive.Unstored(n, url, archive.given_up(miss)))
     urls = [output_url(ctx.settings.base_url, job.public_id, n) for n in range(len(results))]
@@ -83,7 +145,7 @@ async def _store_one(
     try:
         await objects.put(key, data, content_type=content_type, sha256=digest)
     except Exception as exc:  # the store refusing writes: the job shows why; tried again
-        raise NotYet(f"{archive.STORE_MISS}{describe(exc)}") from None
+        raise StoreRefused(f"{archive.STORE_MISS}{describe(exc)}", failure_kind(exc)) from None
     return archive.Stored(
         n, url, key, digest, len(data), width, height, content_type, store=objects.name
     )

@@ -23,7 +23,7 @@ from service.store.listener import Listener
 from service.store.queries import WAKE_CHANNEL
 from service.store.records import Applied, Delivery
 from service.workers import retention
-from service.workers.archiver import archive_job
+from service.workers.archiver import StoreGate, archive_job
 from service.workers.budget import RateBudget
 from service.workers.context import WorkContext, new_owner
 from service.workers.notifier import deliver
@@ -48,6 +48,7 @@ class Loop(Generic[T]):
     wake: asyncio.Event | None = None
     budget: RateBudget | None = None
     calls_provider: bool = False  # claims wait on the provider's circuit
+    gate: Callable[[], Awaitable[bool]] | None = None  # may it claim now? (the output store)
 
 
 def _log_ids(item: Job | Delivery | ArchiveTask) -> tuple[str | None, int | None, str]:
@@ -163,14 +164,15 @@ class Workers:
             calls_provider=True,
         )
         if self.objects is not None:
-            objects = self.objects
+            objects, gate = self.objects, StoreGate(self.objects)
             archiver: Loop[ArchiveTask] = Loop(
                 "archiver",
                 self._claim_archives,
-                lambda task: archive_job(self.ctx, objects, task, self.owner),
+                lambda task: archive_job(self.ctx, objects, task, self.owner, gate),
                 s.output_archive_concurrency,
                 s.submit_idle_seconds,
                 self._wake_archiver,
+                gate=gate.open,
             )
             self._tasks.append(asyncio.create_task(self._run(archiver), name="archiver"))
         self._tasks += [
@@ -269,6 +271,9 @@ class Workers:
                     if free <= 0:  # over the rate budget: wait for the next token
                         await self._idle(budget.seconds_until_one(), None, set())
                         continue
+                if loop.gate is not None and free > 0 and not await loop.gate():
+                    await self._idle(loop.idle_seconds, loop.wake, set())  # it probes again
+                    continue
                 claimed: Sequence[T] = []
                 granted = free
                 if loop.calls_provider and free > 0:

@@ -139,6 +139,12 @@ async def test_a_store_that_refuses_writes_is_loud_and_the_job_says_why(
     assert job["status"] == "succeeded" and job["archive_status"] == "pending"
     assert job["archive_error"] == "store: NoSuchBucket: The specified bucket does not exist"
     assert job["settled_at"] is None
+    # counted for ops, by kind: on /metrics (this process) and /v1/stats (everyone's)
+    ops = await running.store.clients.create_key("ops", ["ops:read"], job_now())
+    stats = await running.client.get("/v1/stats", headers={"Authorization": f"Bearer {ops[0]}"})
+    assert stats.json()["archive"]["store_errors"]["missing_bucket"] >= 1
+    scraped = (await running.client.get("/metrics")).text
+    assert 'outpaint_output_store_errors_total{kind="missing_bucket"}' in scraped
     assert httpx.put(f"{s3.endpoint}/{bucket}", timeout=5).status_code == 200
     settled = (
         await running.client.get(

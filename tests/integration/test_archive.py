@@ -347,3 +347,34 @@ async def test_the_counters_follow_stores_failures_and_deletions(rig: Rig) -> No
     backlog = await rig.store.archives.backlog()
     assert (backlog.stored, backlog.stored_bytes) == (0, 0)
     assert backlog.failures == {"not_an_image": 1}  # all time
+
+
+async def test_a_store_refusing_writes_holds_the_archives_then_drains_them_at_once(
+    store: Store, db_url: str, live: LiveServer, tmp_path: Path, s3: S3
+) -> None:
+    """While the store refuses writes the archiver downloads nothing more (it probes the
+    store instead); once the bucket exists the waiting archives all go at once."""
+    import httpx
+
+    bucket = f"later-{s3.bucket}"
+    overrides = {"output_store": f"s3://{bucket}/o", "output_store_endpoint": s3.endpoint}
+    async for rig in _rig(store, db_url, live, tmp_path, **overrides):
+        for name in ("a.png", "b.png", "c.png", "d.png", "e.png", "f.png"):
+            rig.images.bodies[name] = png()
+        jobs = [await succeed(rig, name) for name in sorted(rig.images.bodies)]
+        # the first archives tried say why they wait; the gate then holds the rest
+        waiting = await until(rig, jobs[0].id, lambda j: j.archive_error is not None)
+        assert waiting.archive_error is not None
+        assert waiting.archive_error.startswith("store: NoSuchBucket")
+        tried = await rig.store.archives.backlog()
+        assert tried.store_errors["missing_bucket"] >= 1
+        assert httpx.put(f"{s3.endpoint}/{bucket}", timeout=5).status_code == 200
+        back = asyncio.get_running_loop().time()
+        for job in jobs:
+            done = await archived(rig, job.id, seconds=10)
+            assert done.archive_status == "done" and done.archive_error is None
+        drained = asyncio.get_running_loop().time() - back
+        print(f"drained {len(jobs)} archives {drained:.2f} s after the bucket appeared")
+        assert drained < 5  # the next probe (2 s), not the archives' own backoff
+        # held: no download per retry while the store refused, only the first batch's
+        assert sum(rig.images.hits.values()) <= len(jobs) + 4
