@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.context import ApiContext, ctx_of
-from service.store.health import unavailable
+from service.store.health import UNREACHABLE, unavailable
 from service.store.migrate import MigrationsNotFound, current_revision, head_revision
 
 MIN_FREE_BYTES = 1024 * 1024
@@ -29,10 +29,7 @@ async def readyz(request: Request) -> Response:
     ctx = ctx_of(request)
     checks: dict[str, str] = {}
     try:
-        async with asyncio.timeout(3):
-            async with ctx.store.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            current = await current_revision(ctx.store.engine)
+        current = await _revision(ctx)
     except Exception as exc:  # any failure to reach the database means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}"
         return JSONResponse({"status": "unavailable", "checks": checks}, 503)
@@ -53,6 +50,23 @@ async def readyz(request: Request) -> Response:
     if any(value != "ok" for value in checks.values()):
         return JSONResponse({"status": "unavailable", "checks": checks}, 503)
     return JSONResponse({"status": "ok", "checks": checks})
+
+
+async def _revision(ctx: ApiContext) -> str | None:
+    """The database's migration revision, read through a pooled connection. A connection
+    that died with a restarted server fails once and takes the pool's suspicion with it
+    (each pooled connection is then pinged before use), so one look again tells whether
+    the database itself is away."""
+    for attempt in (1, 2):
+        try:
+            async with asyncio.timeout(3):
+                async with ctx.store.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return await current_revision(ctx.store.engine)
+        except Exception as exc:
+            if attempt == 2 or unavailable(exc) != UNREACHABLE:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def _can_write(ctx: ApiContext) -> str:

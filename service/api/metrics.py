@@ -16,6 +16,8 @@ from starlette.routing import Route
 from service import metrics
 from service.api.context import ApiContext, ctx_of
 from service.api.problems import Problem
+from service.store.health import HEALTH, unavailable
+from service.throttle import Throttled
 
 log = logging.getLogger("service.metrics")
 
@@ -29,6 +31,8 @@ async def _refresh(ctx: ApiContext) -> None:
         metrics.STATE.callbacks = await ctx.store.callbacks.deliveries_by_status()
         metrics.STATE.sweeper_lag_seconds = await ctx.store.stats.sweeper_lag_seconds(now)
         metrics.STATE.inflight = await ctx.store.jobs.inflight(now)
+        metrics.STATE.inflight_limit = ctx.settings.provider_max_inflight
+        metrics.STATE.oldest_queued_seconds = await ctx.store.stats.oldest_queued_seconds(now)
         metrics.STATE.overdue = await ctx.store.stats.overdue(now, ctx.settings.eta_grace_seconds)
         backlog = await ctx.store.archives.backlog()
         metrics.STATE.archive_pending = backlog.pending
@@ -61,10 +65,19 @@ async def metrics_endpoint(request: Request) -> Response:
     try:
         await _refresh(ctx_of(request))
         metrics.STATE.database_up = 1
-    except Exception:  # a scrape still answers, with the last values, when the DB is down
+    except Exception as exc:  # a scrape still answers, with the last values, when the DB is down
         metrics.STATE.database_up = 0
-        log.warning("metrics: could not refresh the database gauges", exc_info=True)
+        kind = unavailable(exc)
+        if kind is not None:  # an outage: one line per kind per interval, no traceback
+            HEALTH.failed(kind, "GET /metrics")
+        else:
+            _SAID.note(
+                type(exc).__name__, "metrics: could not refresh the database gauges (%s)", exc
+            )
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+_SAID = Throttled(log)
 
 
 routes = [Route("/metrics", metrics_endpoint, methods=["GET"])]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.store.engine import asyncpg_dsn, make_engine, sqlite_hooks
+from service.store.engine import SUSPECT, asyncpg_dsn, make_engine, sqlite_hooks
 from service.store.health import HEALTH, unavailable
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class Database:
         self._driver_pool_size = driver_pool_size
         self._driver_pool: asyncpg.Pool[Any] | None = None
         self._driver_lock = asyncio.Lock()
+        self._driver_epoch = SUSPECT.epoch  # the suspicion its connections were checked at
 
     @classmethod
     def connect(cls, database_url: str) -> Database:
@@ -86,6 +87,9 @@ class Database:
         prepared statements. Outside a transaction each statement commits on its own."""
         assert self.is_postgresql
         pool = self._driver_pool or await self._open_driver_pool()
+        if self._driver_epoch != SUSPECT.epoch:  # the server may have restarted: fresh ones
+            self._driver_epoch = SUSPECT.epoch
+            await pool.expire_connections()
         async with pool.acquire() as conn:
             try:
                 yield conn
@@ -95,6 +99,7 @@ class Database:
                 # drop it, so the pool opens a fresh one instead of handing it out again.
                 if unavailable(exc) is not None:
                     conn.terminate()
+                    SUSPECT.raise_()
                 raise
         HEALTH.succeeded()
 

@@ -1,4 +1,5 @@
-"""Engine set-up: SQLite pragmas and BEGIN IMMEDIATE, PostgreSQL pool sizes."""
+"""Engine set-up: SQLite pragmas and BEGIN IMMEDIATE, PostgreSQL pool sizes, and the
+connections a server restart may have killed, pinged once before their next use."""
 
 from __future__ import annotations
 
@@ -6,7 +7,24 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+class Suspicion:
+    """Connections that may have died with the server. After a connection error, or a LISTEN
+    connection lost, every pooled connection is pinged once before its next use (a bad one
+    is replaced there, so the request that would have used it does not fail); otherwise no
+    ping at all: it would cost a round trip per checkout on every hot path."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def raise_(self) -> None:
+        self.epoch += 1
+
+
+SUSPECT = Suspicion()
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -33,7 +51,27 @@ def make_engine(url: str, pool_size: int = 16) -> AsyncEngine:
         hide_parameters=True,  # errors never carry bound values (key hashes, bodies) to a log
     )
     _drop_cut_connections(engine)
+    _ping_when_suspect(engine)
     return engine
+
+
+def _ping_when_suspect(engine: AsyncEngine) -> None:
+    pool, dialect = engine.sync_engine.pool, engine.sync_engine.dialect
+
+    @event.listens_for(pool, "connect")
+    def _fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info["pinged"] = SUSPECT.epoch  # new: nothing to suspect
+
+    @event.listens_for(pool, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        epoch = SUSPECT.epoch
+        if record.info.get("pinged") == epoch:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # dead: the pool drops it and checks out another
+            raise DisconnectionError("a suspect connection did not answer a ping") from exc
+        record.info["pinged"] = epoch
 
 
 def _drop_cut_connections(engine: AsyncEngine) -> None:
@@ -47,6 +85,7 @@ def _drop_cut_connections(engine: AsyncEngine) -> None:
     def _on_error(context: Any) -> None:
         if unavailable(context.original_exception) == UNREACHABLE:
             context.is_disconnect = True
+            SUSPECT.raise_()  # the others may have died with it
 
 
 def sqlite_hooks(engine: AsyncEngine | Engine, immediate: bool | None) -> None:

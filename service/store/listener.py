@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from service.store.engine import asyncpg_dsn
+from service.store.engine import SUSPECT, asyncpg_dsn
 
 log = logging.getLogger("service.listener")
 
@@ -50,6 +50,8 @@ class Listener:
             conn = None
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
+                # the server went away: the pools' connections may have gone with it
+                conn.add_termination_listener(lambda _conn: SUSPECT.raise_())
                 for channel in self._channels:
                     await conn.add_listener(channel, self._callback)
                 self.connected.set()

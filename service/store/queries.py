@@ -675,6 +675,13 @@ def oldest_overdue_poll(now: datetime) -> Select[Any]:
     return select(func.min(jobs.c.next_poll_at)).where(_processing(), jobs.c.next_poll_at <= now)
 
 
+def oldest_queued() -> Select[Any]:
+    """When the oldest job still queued was created: the first queued id (ids grow with
+    creation), read through (status, id); nothing when none is queued."""
+    queued = jobs.c.status == bindparam("oldest_status", "queued", literal_execute=True)
+    return select(jobs.c.created_at).where(queued).order_by(jobs.c.id).limit(1)
+
+
 def _finished_since(since: datetime) -> ColumnElement[bool]:
     return and_(
         jobs.c.status.in_([bindparam(f"fin_{s}", s, literal_execute=True) for s in FINISHED]),

@@ -92,6 +92,12 @@ class StatsStore:
             stmt = q.count_overdue(now - timedelta(seconds=grace_seconds), None)
             return int((await conn.execute(stmt)).scalar_one())
 
+    async def oldest_queued_seconds(self, now: datetime) -> float:
+        """How long the oldest queued job has waited to be submitted (0 when none waits)."""
+        async with self.db.read() as conn:
+            created = (await conn.execute(q.oldest_queued())).scalar()
+        return max((now - aware(created, now)).total_seconds(), 0.0) if created else 0.0
+
     async def sweeper_lag_seconds(self, now: datetime) -> float:
         async with self.db.read() as conn:
             due = (await conn.execute(q.oldest_overdue_poll(now))).scalar()

@@ -1,5 +1,6 @@
-"""The Prometheus side: the alert rules pass `promtool check rules` (Debian's prometheus
-package; CI installs it), and every metric the rules and the Grafana dashboard name is one
+"""The Prometheus side: the alert rules pass `promtool check rules` and their unit tests
+(`promtool test rules`; Debian's prometheus package, CI installs it), the scrape config
+carries the metrics token, and every metric the rules and the Grafana dashboard name is one
 the service exposes on /metrics."""
 
 from __future__ import annotations
@@ -40,6 +41,36 @@ def test_promtool_accepts_the_alert_rules() -> None:
     assert f"SUCCESS: {len(rule_expressions())} rules found" in done.stdout + done.stderr
 
 
+def test_each_rule_fires_on_its_failure_and_none_on_a_healthy_hour() -> None:
+    """`promtool test rules` on deploy/prometheus/alerts.test.yml, which holds, for every
+    rule, series shaped like its failure with the time it fires by (and an earlier one when
+    it has not yet), and a healthy hour where no rule fires."""
+    promtool = shutil.which("promtool")
+    assert promtool, "install Debian's prometheus package (promtool); .ci/run does"
+    tests = DEPLOY / "prometheus" / "alerts.test.yml"
+    done = subprocess.run(
+        [promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "SUCCESS" in done.stdout + done.stderr, (
+        done.stdout + done.stderr
+    )
+    cases = yaml.safe_load(tests.read_text())["tests"]
+    rules = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
+    fired = {
+        test["alertname"]
+        for case in cases
+        for test in case["alert_rule_test"]
+        if test["exp_alerts"]
+    }
+    assert fired == rules  # every rule is shown firing
+    healthy = cases[0]
+    assert "healthy" in healthy["name"]
+    assert {t["alertname"] for t in healthy["alert_rule_test"] if not t["exp_alerts"]} == rules
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:  # each says what to do
+            assert len(rule["annotations"]["description"].split()) >= 12, rule["alert"]
+
+
 def test_the_scrape_config_carries_the_metrics_token(tmp_path: Path) -> None:
     """deploy/prometheus/prometheus.yml passes promtool (with its token file in place) and
     scrapes with a bearer token; the PodMonitor takes the same token from the Secret."""
@@ -73,6 +104,11 @@ def test_the_rules_cover_what_matters() -> None:
     for metric in (
         "outpaint_sweeper_lag_seconds",
         "outpaint_jobs_overdue",
+        "outpaint_provider_inflight_limit",
+        "outpaint_jobs_oldest_queued_seconds",
+        "outpaint_output_store_errors_total",
+        'status="failing"',
+        "min_over_time(max(outpaint_provider_circuit_state)",
         'kind!="rate_limited"',
         'kind="rate_limited"',
         'via="webhook"',

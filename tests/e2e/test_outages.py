@@ -217,6 +217,7 @@ async def test_while_postgresql_is_stopped_requests_get_503_and_logs_stay_short(
                         json={"status": "processing"},
                     ),
                     rig.client.get("/readyz"),
+                    rig.client.get("/metrics"),  # a scrape logs no traceback either
                 ):
                     answers.append(await call)
                 await asyncio.sleep(0.05)
@@ -234,8 +235,14 @@ async def test_while_postgresql_is_stopped_requests_get_503_and_logs_stay_short(
         assert (await rig.client.get("/readyz")).status_code == 200
         after = [r.getMessage() for r in caplog.records[stop_at:]]
     refused = [
-        a for a in answers if a.request.url.path != "/readyz" and "webhooks" not in str(a.url)
+        a
+        for a in answers
+        if a.request.url.path not in ("/readyz", "/metrics") and "webhooks" not in str(a.url)
     ]
+    scrapes = [a for a in answers if a.request.url.path == "/metrics"]
+    assert scrapes and all(
+        a.status_code == 200 and "outpaint_database_up 0.0" in a.text for a in scrapes
+    )
     assert refused and all(a.status_code == 503 for a in refused), {a.status_code for a in refused}
     assert all(
         a.headers["retry-after"] and a.headers["content-type"] == "application/problem+json"
@@ -250,6 +257,25 @@ async def test_while_postgresql_is_stopped_requests_get_503_and_logs_stay_short(
 
 
 # --- 3. readiness tells the truth ------------------------------------------------------------
+
+
+@pytest.mark.postgresql
+async def test_after_a_restart_the_first_requests_find_fresh_connections(
+    cluster: PrivateCluster, outage_db: str, live: LiveServer
+) -> None:
+    """Connections that died with the server are pinged before they are used again (the
+    LISTEN connection's loss raised the suspicion): no false 503 once it is back."""
+    async with running(outage_db, live, workers=False) as rig:
+        job = (await rig.client.post("/v1/jobs", json=BODY, headers=rig.headers)).json()
+        url = f"/v1/jobs/{job['id']}"
+        warm = [rig.client.get(url, headers=rig.headers) for _ in range(12)]
+        warm += [rig.client.get("/readyz") for _ in range(4)]
+        assert all(r.status_code == 200 for r in await asyncio.gather(*warm))
+        await asyncio.to_thread(cluster.restart)  # returns once it accepts connections
+        first = await rig.client.get("/readyz")
+        assert first.status_code == 200, first.text
+        after = await asyncio.gather(*(rig.client.get(url, headers=rig.headers) for _ in range(12)))
+        assert [r.status_code for r in after] == [200] * 12
 
 
 @pytest.mark.postgresql

@@ -34,6 +34,7 @@ QUERIES: list[tuple[str, Any, str | None]] = [
     ("overdue", q.count_overdue(NOW, None), None),
     ("oldest processing", q.oldest_processing(None), None),
     ("sweeper lag", q.oldest_overdue_poll(NOW), None),
+    ("oldest queued", q.oldest_queued(), None),
     ("completed last hour", q.count_completed_since(NOW - timedelta(hours=1), None), None),
     ("completion times", q.completion_times(NOW - timedelta(hours=1), None, 1000), None),
     ("callbacks by status", q.count_deliveries_by_status(None), None),
