@@ -48,9 +48,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
 # Infrastructure faults under load (PostgreSQL restarted and stopped, the provider frozen, a
-# worker killed, a full disk), on a PostgreSQL cluster of its own; writes bench/CHAOS.md.
-# Needs root (PostgreSQL's tools run as postgres; a tmpfs is mounted). Not part of `make test`.
+# worker killed, the queue outgrowing the cap, a client's endpoint down, webhooks lost, the
+# output store's disk and SQLite's full), on a PostgreSQL cluster of its own, with Debian's
+# Prometheus evaluating the alert rules; writes bench/CHAOS.md. Needs root (PostgreSQL's
+# tools run as postgres; tmpfs are mounted). Not part of `make test`.
 chaos: $(STAMP)
+	command -v prometheus >/dev/null || { echo "install Debian's prometheus (apt-get install prometheus)"; exit 1; }
 	$(BIN)/python -m bench.chaos
 
 # The README's dashboard screenshots, taken by the dashboard's browser test (SQLite; Debian's

@@ -161,6 +161,18 @@ class ArchiveStats(BaseModel):
     )
 
 
+class WebhookHealth(BaseModel):
+    """How provider results reached the service lately (every process's, from the series)."""
+
+    window_seconds: float
+    results_by_webhook: int
+    results_by_poll: int
+    lost: bool = Field(
+        description="Every result of the window came by poll (at least 5): the sweeper then "
+        "polls each job at its eta instead of eta + ETA_GRACE_SECONDS"
+    )
+
+
 class Stats(BaseModel):
     counts: dict[str, int] = Field(description="Jobs by state")
     overdue: int = Field(description="Processing jobs past eta + ETA_GRACE_SECONDS")
@@ -173,6 +185,7 @@ class Stats(BaseModel):
     callbacks: dict[str, int] = Field(description="Callback deliveries pending, failing, dead")
     provider: ProviderHealth
     archive: ArchiveStats
+    webhooks: WebhookHealth
 
 
 class SeriesPoint(BaseModel):

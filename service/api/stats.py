@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -10,6 +12,7 @@ from service.api.auth import OPS_READ, require
 from service.api.context import ctx_of
 from service.api.params import CLIENT_NAME, int_param, pattern_param
 from service.api.problems import not_found
+from service.domain import delivery
 
 MAX_WINDOW = 7 * 24 * 3600
 
@@ -32,6 +35,15 @@ async def stats(request: Request) -> Response:
     body["provider"] = await ctx.store.stats.circuit()
     backlog = await ctx.store.archives.backlog()  # the deployment's, whatever `client`
     now = ctx.work.clock()
+    since = now - timedelta(seconds=delivery.WINDOW_SECONDS)
+    came = await ctx.store.series.results_since(since)  # every process's, from the series
+    by_webhook, by_poll = came.get("webhook", 0.0), came.get("poll", 0.0)
+    body["webhooks"] = {
+        "window_seconds": delivery.WINDOW_SECONDS,
+        "results_by_webhook": int(by_webhook),
+        "results_by_poll": int(by_poll),
+        "lost": delivery.webhooks_lost(by_webhook, by_poll),
+    }
     body["archive"] = {
         "enabled": ctx.work.objects is not None,
         "pending": backlog.pending,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -20,11 +20,14 @@ from service.store.records import (
     Created,
     CreateResult,
     CreationLimits,
+    aware,
     event_from_row,
     job_from_row,
     request_hash,
 )
 from service.store.tables import jobs
+
+_IN_UTC = datetime(1970, 1, 1, tzinfo=UTC)  # the zone naive aggregates are read in
 
 
 class JobStore:
@@ -157,6 +160,12 @@ class JobStore:
     async def inflight(self, now: datetime) -> int:
         async with self.db.read() as conn:
             return int((await conn.execute(q.count_inflight(now))).scalar_one())
+
+    async def next_poll_due(self) -> datetime | None:
+        """When the earliest processing job's poll falls due (None: none is processing)."""
+        async with self.db.read() as conn:
+            due = (await conn.execute(q.next_poll_due())).scalar()
+        return aware(due, _IN_UTC) if due is not None else None
 
     # --- retention ------------------------------------------------------------------------
 

@@ -675,6 +675,15 @@ def oldest_overdue_poll(now: datetime) -> Select[Any]:
     return select(func.min(jobs.c.next_poll_at)).where(_processing(), jobs.c.next_poll_at <= now)
 
 
+def next_poll_due() -> Select[Any]:
+    """When the sweeper's next poll falls due: each processing job's next poll, or its
+    claim's expiry when another worker holds it (a partial-index range: processing jobs
+    are the few at the provider)."""
+    leased = jobs.c.lease_expires_at > jobs.c.next_poll_at
+    due = case((leased, jobs.c.lease_expires_at), else_=jobs.c.next_poll_at)
+    return select(func.min(due)).where(_processing())
+
+
 def oldest_queued() -> Select[Any]:
     """When the oldest job still queued was created: the first queued id (ids grow with
     creation), read through (status, id); nothing when none is queued."""

@@ -65,3 +65,13 @@ def usage_since(since: date) -> Select[Any]:
 
 def forget_minutes(before: datetime) -> Delete:
     return delete(stats_minutes).where(stats_minutes.c.minute < before)
+
+
+def results_since(since: datetime) -> Select[Any]:
+    """Provider results by how they came (webhook, poll) since `since`, every process's."""
+    m = stats_minutes
+    return (
+        select(m.c.label, func.sum(m.c.n))
+        .where(m.c.minute >= since, m.c.series == "results")
+        .group_by(m.c.label)
+    )

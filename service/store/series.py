@@ -46,6 +46,12 @@ class SeriesStore:
             rows = (await conn.execute(qs.minutes_since(since))).all()
         return [(r[0], str(r[1]), str(r[2]), float(r[3])) for r in rows]
 
+    async def results_since(self, since: datetime) -> dict[str, float]:
+        """Provider results by how they came (webhook, poll) since `since`."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(qs.results_since(since))).all()
+        return {str(label): float(n) for label, n in rows}
+
     async def usage_since(self, since: date) -> list[tuple[date, str, int]]:
         async with self.db.read() as conn:
             rows = (await conn.execute(qs.usage_since(since))).all()

@@ -34,6 +34,7 @@ class WorkContext:
     webhook_secret: str
     clock: Callable[[], datetime] = field(default=utcnow)
     objects: Objects | None = None  # the output store (OUTPUT_STORE), when outputs are kept
+    webhooks_lost: bool = False  # every recent result came by poll (service.domain.delivery)
 
     @property
     def policy(self) -> Policy:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Generic, TypeVar
 
 from service import logs
+from service.domain import delivery
 from service.domain.circuit import State as CircuitState
 from service.domain.jobs import Job
 from service.domain.retention import prune_cutoff
@@ -32,6 +33,9 @@ from service.workers.submitter import submit_job
 
 log = logging.getLogger("service.workers")
 
+MIN_IDLE_SECONDS = 0.02  # a loop woken for an item just due still yields
+BUSY_IDLE_SECONDS = 0.5  # an item due but not claimable (another worker holds it)
+
 T = TypeVar("T", Job, Delivery, ArchiveTask)
 
 
@@ -49,6 +53,7 @@ class Loop(Generic[T]):
     budget: RateBudget | None = None
     calls_provider: bool = False  # claims wait on the provider's circuit
     gate: Callable[[], Awaitable[bool]] | None = None  # may it claim now? (the output store)
+    next_due: Callable[[], Awaitable[float | None]] | None = None  # seconds to the next item
 
 
 def _log_ids(item: Job | Delivery | ArchiveTask) -> tuple[str | None, int | None, str]:
@@ -162,6 +167,7 @@ class Workers:
             self._wake_sweeper,
             budget=self.poll_budget,
             calls_provider=True,
+            next_due=self._next_poll_in,
         )
         if self.objects is not None:
             objects, gate = self.objects, StoreGate(self.objects)
@@ -180,6 +186,7 @@ class Workers:
             asyncio.create_task(self._retention(), name="retention"),
             asyncio.create_task(self._run(notifier), name="notifier"),
             asyncio.create_task(self._run(sweeper), name="sweeper"),
+            asyncio.create_task(self._watch_webhooks(), name="webhook-watch"),
         ]
         log.info("workers started as %s", self.owner)
 
@@ -247,6 +254,35 @@ class Workers:
             now, self.owner, self.ctx.lease_until(now), limit
         )
 
+    async def _next_poll_in(self) -> float | None:
+        due = await self.ctx.store.jobs.next_poll_due()
+        return None if due is None else (due - self.ctx.clock()).total_seconds()
+
+    async def _watch_webhooks(self) -> None:
+        """Every SERIES_FLUSH_SECONDS: have results come by poll only lately (every process's,
+        from the series)? Then first polls go at each job's eta, not eta + grace; said once each
+        way."""
+        while not self._stopping.is_set():
+            with contextlib.suppress(Exception):  # the database away: as it was
+                now = self.ctx.clock()
+                since = now - timedelta(seconds=delivery.WINDOW_SECONDS)
+                came = await self.ctx.store.series.results_since(since)
+                lost = delivery.webhooks_lost(came.get("webhook", 0.0), came.get("poll", 0.0))
+                if lost != self.ctx.webhooks_lost:
+                    self.ctx.webhooks_lost = lost
+                    if lost:
+                        log.warning(
+                            "webhooks look lost: the last %d results came by poll, none by "
+                            "webhook; first polls now go at each job's eta, not eta + grace",
+                            int(came.get("poll", 0.0)),
+                        )
+                    else:
+                        log.warning("webhooks arrive again: first polls back at eta + grace")
+            with contextlib.suppress(TimeoutError):  # no sooner than the series changes
+                await asyncio.wait_for(
+                    self._stopping.wait(), self.ctx.settings.series_flush_seconds
+                )
+
     async def _poll(self, job: Job) -> None:
         self.finished(await poll_job(self.ctx, job, self.owner))
 
@@ -301,7 +337,14 @@ class Workers:
                     if inflight:
                         await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                await self._idle(loop.idle_seconds, loop.wake, inflight if free <= 0 else set())
+                idle = loop.idle_seconds
+                if loop.next_due is not None and free > 0:  # wake when the next falls due
+                    with contextlib.suppress(Exception):  # else the tick, as ever
+                        due = await loop.next_due()
+                        if due is not None:  # one due but not claimed: held, or the budget
+                            idle = min(idle, due if due > 0 else BUSY_IDLE_SECONDS)
+                            idle = max(idle, MIN_IDLE_SECONDS)
+                await self._idle(idle, loop.wake, inflight if free <= 0 else set())
         finally:
             try:
                 if inflight:

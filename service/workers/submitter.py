@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from service import metrics, rollup
-from service.domain import changes
+from service.domain import changes, delivery
 from service.domain.jobs import Job
 from service.domain.requests import JobRequest
 from service.domain.tokens import make_token
@@ -59,7 +59,7 @@ async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
         return
 
     now = ctx.clock()
-    change = changes.submit_accepted(reply, now, policy)
+    change = changes.submit_accepted(reply, now, delivery.submit_policy(policy, ctx.webhooks_lost))
     metrics.SUBMITS.labels("accepted").inc()
     rollup.GENERATIONS[job.client_id] += 1  # a paid generation, charged to its client
     if any(n.kind == "warning" for n in change.notes):

@@ -520,3 +520,33 @@ async def test_leases_extend_for_their_owner_and_state_is_kept(
     mine, theirs, before, after, t = await agree(store, reference, scenario)
     assert mine and not theirs and t["job"]["lease_expires_at"] == T0 + 2 * LEASE
     assert before["state"] == "closed" and after == {"state": "open", "since": T0.isoformat()}
+
+
+async def test_what_ops_and_the_sweeper_read_of_the_queue_and_the_series(
+    store: Store, reference: Store
+) -> None:
+    """The oldest queued job's age, when the next poll falls due (a held claim counts until
+    it expires), and results by how they came (from the series)."""
+
+    async def scenario(s: Store) -> Any:
+        empty = (await s.stats.oldest_queued_seconds(T0), await s.jobs.next_poll_due())
+        cid = await client_id(s)
+        await queued_job(s, cid, T0)
+        await queued_job(s, cid, T0 + timedelta(seconds=30))
+        oldest = await s.stats.oldest_queued_seconds(T0 + timedelta(seconds=90))
+        first = await queued_job(s, cid, T0)
+        await s.changes.apply_change(first, accepted(T0, poll_in=40), T0)
+        due = await s.jobs.next_poll_due()
+        [held] = await s.jobs.claim_for_poll(T0 + timedelta(seconds=60), "w", T0 + LEASE * 3, 1)
+        held_due = await s.jobs.next_poll_due()
+        minute = T0.replace(second=0)
+        await s.series.add(
+            minute, {("results", "poll"): 4, ("results", "webhook"): 1}, T0.date(), {}
+        )
+        came = await s.series.results_since(minute)
+        return empty, oldest, due, held.id == first.id, held_due, came
+
+    empty, oldest, due, held, held_due, came = await agree(store, reference, scenario)
+    assert empty == (0.0, None) and oldest == 90.0
+    assert due == T0 + timedelta(seconds=40) and held and held_due == T0 + LEASE * 3
+    assert came == {"poll": 4.0, "webhook": 1.0}

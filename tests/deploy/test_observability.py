@@ -108,7 +108,7 @@ def test_the_rules_cover_what_matters() -> None:
         "outpaint_jobs_oldest_queued_seconds",
         "outpaint_output_store_errors_total",
         'status="failing"',
-        "min_over_time(max(outpaint_provider_circuit_state)",
+        "min_over_time(max(outpaint_provider_circuit_state)[1m:15s])",
         'kind!="rate_limited"',
         'kind="rate_limited"',
         'via="webhook"',

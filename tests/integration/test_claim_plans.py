@@ -35,6 +35,7 @@ QUERIES: list[tuple[str, Any, str | None]] = [
     ("oldest processing", q.oldest_processing(None), None),
     ("sweeper lag", q.oldest_overdue_poll(NOW), None),
     ("oldest queued", q.oldest_queued(), None),
+    ("next poll due", q.next_poll_due(), None),
     ("completed last hour", q.count_completed_since(NOW - timedelta(hours=1), None), None),
     ("completion times", q.completion_times(NOW - timedelta(hours=1), None, 1000), None),
     ("callbacks by status", q.count_deliveries_by_status(None), None),
@@ -48,6 +49,7 @@ QUERIES: list[tuple[str, Any, str | None]] = [
     ("series, 7 d", qs.minutes_since(NOW - timedelta(days=7)), "_stats_minutes"),
     # the primary key: pk_usage_days, or SQLite's sqlite_autoindex_usage_days_1
     ("usage", qs.usage_since((NOW - timedelta(days=6)).date()), "_usage_days"),
+    ("results by how they came", qs.results_since(NOW - timedelta(minutes=5)), "_stats_minutes"),
 ]
 # The lists (GET /v1/jobs): a search names every way at once, each by its own index (the
 # provider id's shows the OR is not a filter on a scan); a small client's list reads its own
