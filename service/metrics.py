@@ -108,6 +108,8 @@ RESULTS = Counter(
     ["via"],
     registry=REGISTRY,
 )
+for _via in ("webhook", "poll"):  # both series exist from the start (rules compare them)
+    RESULTS.labels(_via)
 WEBHOOK_LATENESS = Histogram(
     "outpaint_webhook_lateness_seconds",
     "How long after the job's eta its first final webhook arrived (negative: early)",
