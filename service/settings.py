@@ -1,6 +1,6 @@
 """One typed settings object, read once from the environment (and `.env`).
 
-The names of the public settings are fixed by CONTRACT.md; the rest are ours and are
+The names of the public settings are fixed (docs/contract.md); the rest are ours and are
 listed in the README's settings table.
 """
 

@@ -1,4 +1,4 @@
-"""Bearer keys and scopes (CONTRACT.md): who is calling, and what they may see."""
+"""Bearer keys and scopes (docs/contract.md): who is calling, and what they may see."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One normalised provider reply, whatever shape ModelsLab used (PROVIDER-NOTES.md)."""
+"""One normalised provider reply, whatever shape ModelsLab used (docs/provider.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The job state machine of CONTRACT.md, as plain data."""
+"""The job state machine of the public contract (docs/contract.md), as plain data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Turn any ModelsLab reply (PROVIDER-NOTES.md) into one `ProviderReply`. Never raises."""
+"""Turn any ModelsLab reply (docs/provider.md) into one `ProviderReply`. Never raises."""
 
 from __future__ import annotations
 

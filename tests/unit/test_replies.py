@@ -1,4 +1,4 @@
-"""Every reply variant of PROVIDER-NOTES.md parses into one shape, and never raises."""
+"""Every reply variant of docs/provider.md parses into one shape, and never raises."""
 
 import pytest
 

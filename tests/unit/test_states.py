@@ -1,4 +1,4 @@
-"""The state machine of CONTRACT.md."""
+"""The state machine of the public contract (docs/contract.md)."""
 
 import pytest
 
