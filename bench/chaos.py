@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +88,16 @@ async def scenario(
         outcome.tracebacks = svc.tracebacks()
     print(outcome, flush=True)
     return outcome
+
+
+async def drill(name: str, run: Awaitable[Outcome]) -> Outcome:
+    """One drill's outcome; a drill that breaks (the rig's fault, not the service's) is
+    reported as such, and the run goes on to the next one instead of losing them all."""
+    try:
+        return await run
+    except Exception as exc:
+        traceback.print_exc()
+        return Outcome(name, notes=f"**the drill itself failed: {type(exc).__name__}: {exc}**")
 
 
 def healthy(seconds: float) -> Fault:
@@ -188,7 +199,8 @@ async def store_full(workdir: Path, cluster: PrivateCluster, seconds: float) -> 
 
         async def fault(svc: Service, _load: Load, o: Outcome) -> None:
             filler = mount / "filler"
-            with filler.open("wb") as f, contextlib.suppress(OSError):
+            # suppress outermost: closing the full file raises too (its buffer cannot flush)
+            with contextlib.suppress(OSError), filler.open("wb") as f:
                 while True:
                     f.write(b"\0" * 65536)
             await asyncio.sleep(seconds)
@@ -232,7 +244,8 @@ async def disk_full(workdir: Path) -> Outcome:
 
         async def fault(_svc: Service, _load: Load, o: Outcome) -> None:
             filler = mount / "filler"
-            with filler.open("wb") as f, contextlib.suppress(OSError):
+            # suppress outermost: closing the full file raises too (its buffer cannot flush)
+            with contextlib.suppress(OSError), filler.open("wb") as f:
                 while True:
                     f.write(b"\0" * 65536)
             await asyncio.sleep(10)
@@ -333,9 +346,11 @@ async def main(quick: bool) -> None:
             ),
         ]
         for name, fault, options in drills:
-            outcomes.append(await scenario(name, db(), workdir, fault, **options))
-        outcomes.append(await store_full(workdir, cluster, 40 * scale))
-        outcomes.append(await disk_full(workdir))
+            outcomes.append(await drill(name, scenario(name, db(), workdir, fault, **options)))
+        outcomes.append(
+            await drill("output store full 40 s", store_full(workdir, cluster, 40 * scale))
+        )
+        outcomes.append(await drill("disk full (sqlite)", disk_full(workdir)))
     finally:
         await endpoint.server.stop()
         cluster.remove()
