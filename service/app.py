@@ -150,7 +150,10 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = Store.connect(settings.database_url)
+        store = Store.connect(
+            settings.database_url,
+            settings.archive_policy() if settings.archives_outputs else None,
+        )
         provider = ModelsLabClient(
             settings.provider_base_url,
             settings.provider_key,
@@ -162,8 +165,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
             if settings.archives_outputs
             else None
         )
-        if objects is not None:  # a success (from a webhook here too) queues its archive
-            store.changes.archive = settings.archive_policy()
+        if objects is not None:
             await warn_if_elsewhere(store, objects)
         work = WorkContext(
             settings=settings,

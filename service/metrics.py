@@ -19,7 +19,7 @@ WEBHOOKS = Counter(
     "outpaint_webhooks_received_total",
     "ModelsLab webhooks received, by outcome: applied, duplicate (recorded, changed nothing), "
     "unknown_token, expired (the job finished over WEBHOOK_TOKEN_GRACE_HOURS ago), mismatch, "
-    "malformed, too_large, gone",
+    "malformed, too_large, gone, busy (the job kept changing; the provider retries)",
     ["outcome"],
     registry=REGISTRY,
 )

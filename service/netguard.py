@@ -268,10 +268,6 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         await self._pool.aclose()
 
 
-def pinned_transport(addresses: list[Address]) -> httpx.AsyncBaseTransport:
-    return PinnedTransport(addresses)
-
-
 async def guarded_client(url: str, allow_private: bool, timeout: float) -> httpx.AsyncClient:
     """A client for `url` that connects only to addresses the guard allowed (it raises
     UnsafeCallback otherwise), follows no redirects, and reads no proxy settings."""

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from service import metrics
+from service.domain.states import TERMINAL, in_order
 
 Key = tuple[str, str]  # (series name, label)
 
@@ -21,7 +22,7 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "outpaint_job_seconds_bucket": ("to_result_le", "le"),
     "outpaint_outputs_archived_total": ("archived", "outcome"),
 }
-FINISHED = frozenset({"succeeded", "failed", "timed_out", "canceled"})
+FINISHED = frozenset(in_order(TERMINAL))
 
 # Generations the provider accepted, by client (resubmissions included): the usage ops
 # charge back per day. Counted by the submitter; flushed and reset by the rollup.

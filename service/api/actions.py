@@ -14,11 +14,12 @@ from starlette.routing import Route
 from service.api.auth import can_read
 from service.api.context import ctx_of
 from service.api.lookup import writable_job
-from service.api.problems import Problem, not_found, rate_limited
+from service.api.problems import Problem, rate_limited, refused
 from service.api.representations import job_json
 from service.domain import changes
+from service.domain.decisions import Ask
 from service.domain.jobs import Job
-from service.domain.states import TERMINAL, JobStatus
+from service.domain.states import JobStatus
 from service.domain.wakeups import Wake
 from service.store.records import Principal
 from service.workers.context import new_owner
@@ -36,21 +37,13 @@ def _answer(principal: Principal, job: Job, empty_status: int) -> Response:
 async def cancel_job(request: Request) -> Response:
     principal, job = await writable_job(request)
     ctx = ctx_of(request)
-    for _ in range(3):  # the job may move under us (queued → processing); follow it
-        if job.status in TERMINAL:
-            raise Problem(
-                409, "Conflict", f"The job is already {job.status.value}.", type_="job-terminal"
-            )
-        applied = await ctx.store.changes.apply_change(
-            job, changes.cancel(principal.key_prefix), ctx.work.clock()
-        )
-        ctx.finished(applied)
-        if applied.changed and applied.job is not None:
-            return _answer(principal, applied.job, 204)
-        if applied.job is None:
-            raise not_found()
-        job = applied.job
-    raise Problem(409, "Conflict", "The job kept changing; try again.", type_="job-busy")
+    cancel = Ask(changes.cancel(principal.key_prefix), refuse_finished=True)
+    applied = await ctx.store.changes.settle(job.id, cancel, ctx.work.clock(), job)
+    if applied.refusal is not None:
+        raise refused(applied.refusal, applied.job)
+    ctx.finished(applied)
+    assert applied.job is not None
+    return _answer(principal, applied.job, 204)
 
 
 async def refresh_job(request: Request) -> Response:

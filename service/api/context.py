@@ -10,8 +10,8 @@ from starlette.requests import Request
 from service.domain.wakeups import Wake
 from service.settings import Settings
 from service.store import Store
+from service.store.changes import Applied
 from service.store.objects import StoreHealth
-from service.store.records import Applied
 from service.workers.context import WorkContext
 from service.workers.runner import Workers
 from service.workers.watchers import Watchers

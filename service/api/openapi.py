@@ -37,6 +37,7 @@ from service.api.openapi_parts import (
     ref,
 )
 from service.domain.requests import JobRequest
+from service.domain.states import TERMINAL, in_order
 
 
 def _flat_metadata(schema: dict[str, Any]) -> dict[str, Any]:
@@ -370,7 +371,7 @@ def _paths() -> dict[str, Any]:
 def _webhooks() -> dict[str, Any]:
     """The callbacks a job sends (Standard Webhooks), one entry per event type."""
     out = {}
-    for event in ("succeeded", "failed", "timed_out", "canceled"):
+    for event in in_order(TERMINAL):
         out[f"job.{event}"] = {
             "post": {
                 "operationId": f"job{event.title().replace('_', '')}Callback",

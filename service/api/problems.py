@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.api import problem_types
+from service.domain.decisions import Refusal
+from service.domain.jobs import Job
 from service.store.health import HEALTH, unavailable
 
 log = logging.getLogger("service.api")
@@ -68,6 +70,24 @@ def validation_problem(exc: ValidationError) -> Problem:
 
 def not_found(what: str = "Job") -> Problem:
     return Problem(404, "Not found", f"{what} not found.", type_="not-found")
+
+
+def refused(refusal: Refusal, job: Job | None = None) -> Problem:
+    """The one answer to each reason the domain refuses an ask (`decisions.Refusal`). A
+    webhook's token for a job long finished answers like an unknown one: not found."""
+    if refusal in (Refusal.GONE, Refusal.EXPIRED):
+        return not_found()
+    if refusal is Refusal.FINISHED:
+        status = job.status.value if job is not None else "finished"
+        return Problem(409, "Conflict", f"The job is already {status}.", type_="job-terminal")
+    if refusal is Refusal.MISMATCH:
+        return Problem(
+            422,
+            "Mismatched webhook",
+            "The body's track_id does not match the URL.",
+            type_="mismatched-webhook",
+        )
+    return Problem(409, "Conflict", "The job kept changing; try again.", type_="job-busy")
 
 
 def rate_limited(detail: str, retry_after_seconds: int) -> Problem:

@@ -15,8 +15,9 @@ from starlette.routing import Route
 from service import logs, metrics
 from service.api.bodies import parse_json, read_body
 from service.api.context import ApiContext, ctx_of
-from service.api.problems import Problem
+from service.api.problems import Problem, refused
 from service.domain.changes import webhook_reply
+from service.domain.decisions import WebhookCall
 from service.domain.redaction import redact
 from service.domain.states import TERMINAL
 from service.domain.tokens import read_token
@@ -30,8 +31,8 @@ def _refuse(outcome: str, problem: Problem) -> Problem:
     return problem
 
 
-def _unknown(outcome: str = "unknown_token") -> Problem:
-    return _refuse(outcome, Problem(404, "Not found", type_="not-found"))
+def _unknown() -> Problem:
+    return _refuse("unknown_token", Problem(404, "Not found", type_="not-found"))
 
 
 async def modelslab_webhook(request: Request) -> Response:
@@ -57,34 +58,23 @@ async def _receive(request: Request, ctx: ApiContext, token: str, track_id: int)
     raw = redact(body.decode("utf-8", errors="replace"), [token])
     now = ctx.work.clock()
 
-    reject = None
     given = data.get("track_id") if isinstance(data, dict) else None
+    rejected = None
     if given not in (None, "") and reply.track_id != track_id:
-        reject = "track_id_mismatch"
-        log.warning("webhook for track_id %s carries another track_id: refused", track_id)
+        rejected = "track_id_mismatch"  # recorded and counted, then refused
 
     change = webhook_reply(reply)
     if any(n.kind == "warning" for n in change.notes):
         metrics.UNKNOWN_REPLIES.labels("webhook").inc()
         log.warning("webhook for track_id %s: %s", track_id, change.notes[0].detail["warning"])
+    grace = ctx.settings.webhook_token_grace_hours * 3600
     applied = await ctx.store.changes.record_webhook(
-        track_id,
-        change,
-        now,
-        raw,
-        reject_reason=reject,
-        token_grace_seconds=ctx.settings.webhook_token_grace_hours * 3600,
+        track_id, change, now, WebhookCall(raw, rejected, grace)
     )
-    if applied.job is None:
-        raise _unknown("gone")
-    if applied.expired:
-        log.warning("webhook refused: the token's job finished too long ago")
-        raise _unknown("expired")
-    if reject:
-        raise _refuse(
-            "mismatch",
-            Problem(422, "Mismatched webhook", "The body's track_id does not match the URL."),
-        )
+    if applied.refusal is not None:
+        log.warning("webhook for track_id %s refused: %s", track_id, applied.refusal.value)
+        raise _refuse(applied.refusal.value, refused(applied.refusal, applied.job))
+    assert applied.job is not None
     metrics.WEBHOOKS.labels("applied" if applied.changed else "duplicate").inc()
     if applied.changed and applied.job.status in TERMINAL:
         metrics.RESULTS.labels("webhook").inc()

@@ -17,8 +17,6 @@ from service.domain.jobs import Job
 from service.domain.states import JobStatus
 from service.domain.views import job_json, rfc3339
 
-# Immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over ~27.6 h.
-DEFAULT_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 JITTER = 0.1
 
 EVENT_TYPES = {

@@ -50,11 +50,14 @@ class Fields:
 
 @dataclass(frozen=True)
 class Note:
-    """An event recorded beside a change, whether or not the change applies."""
+    """An event recorded on a job: beside a change, whether or not the change applies, or
+    one of its transitions (`from_status` → `to_status`)."""
 
     kind: str
     source: str
     detail: dict[str, Any] = field(default_factory=dict)
+    from_status: str | None = None
+    to_status: str | None = None
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,6 @@ class Circuit:
     reopen_after: float = 0.0  # how long this opening lasts
     probing: bool = False  # a half-open probe is out
     probe_started: float = 0.0
-    opened_count: int = 0
-    last_change: float = 0.0
 
     def allows(self, now: float) -> bool:
         """May a call go out now? In half-open, only one at a time (the probe), which this
@@ -45,7 +43,7 @@ class Circuit:
         if self.state is State.OPEN:
             if now - self.opened_at < self.reopen_after:
                 return False
-            self._to(State.HALF_OPEN, now)
+            self.state = State.HALF_OPEN
         if self.probing and now - self.probe_started < self.probe_seconds:
             return False
         self.probing = True
@@ -66,7 +64,7 @@ class Circuit:
         self.probing = False
         if self.state is State.CLOSED:
             return False
-        self._to(State.CLOSED, now)
+        self.state = State.CLOSED
         self.reopen_after = 0.0
         return True
 
@@ -94,11 +92,6 @@ class Circuit:
         return max(self.reopen_after - (now - self.opened_at), 0.0)
 
     def _open(self, now: float, seconds: float) -> None:
-        self._to(State.OPEN, now)
+        self.state = State.OPEN
         self.opened_at = now
         self.reopen_after = seconds
-        self.opened_count += 1
-
-    def _to(self, state: State, now: float) -> None:
-        self.state = state
-        self.last_change = now

@@ -9,9 +9,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from service.domain.states import TERMINAL, in_order
+
 # window → (step seconds, points)
 WINDOWS = {"1h": (60, 60), "24h": (900, 96), "7d": (3600, 168)}
-FINISHED = ("succeeded", "failed", "timed_out", "canceled")
+FINISHED = in_order(TERMINAL)
 CALLBACK_OUTCOMES = ("delivered", "failing", "dead")
 # Series that are levels, not counts (the archive backlog each flush saw): a step keeps the
 # highest of its minutes, where a count adds them up.

@@ -19,6 +19,12 @@ TERMINAL: frozenset[JobStatus] = frozenset(
 )
 UNFINISHED: frozenset[JobStatus] = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
 
+
+def in_order(states: frozenset[JobStatus]) -> tuple[str, ...]:
+    """A set of states by name, in the machine's order: for SQL, counters and the page."""
+    return tuple(s.value for s in JobStatus if s in states)
+
+
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset(
         {JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELED}
@@ -32,7 +38,3 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
 
 def can_transition(from_status: JobStatus, to_status: JobStatus) -> bool:
     return to_status in ALLOWED[from_status]
-
-
-def is_terminal(status: JobStatus) -> bool:
-    return status in TERMINAL

@@ -9,7 +9,10 @@ import os
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.domain.archive import ArchivePolicy
+from service.store import postgres, sqlite
 from service.store.archives import ArchiveStore
+from service.store.backend import Backend
 from service.store.callbacks import CallbackStore
 from service.store.changes import ChangeStore
 from service.store.clients import ClientStore
@@ -21,22 +24,24 @@ from service.store.watching import WatchStore
 
 
 class Store:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, archive_policy: ArchivePolicy | None = None) -> None:
+        """`archive_policy`: outputs are archived (OUTPUT_STORE): a success queues it."""
         self.db = db
+        backend: Backend = postgres.Backend(db) if db.is_postgresql else sqlite.Backend(db)
         self.watching = WatchStore(db)
-        self.jobs = JobStore(db)
-        self.changes = ChangeStore(db, self.watching.changed)
+        self.jobs = JobStore(db, backend)
+        self.changes = ChangeStore(db, backend, self.watching.changed, archive_policy)
         self.callbacks = CallbackStore(db, self.watching.changed)
-        self.clients = ClientStore(db)
+        self.clients = ClientStore(db, backend)
         self.stats = StatsStore(db)
         self.archives = ArchiveStore(db, self.watching.changed)
         self.series = SeriesStore(db)
 
     @classmethod
-    def connect(cls, database_url: str) -> Store:
+    def connect(cls, database_url: str, archive_policy: ArchivePolicy | None = None) -> Store:
         """A store on new engines for `database_url` (SQLite pragmas and its one writer,
         PostgreSQL pool sizes)."""
-        return cls(Database.connect(database_url))
+        return cls(Database.connect(database_url), archive_policy)
 
     @property
     def engine(self) -> AsyncEngine:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service.domain import callbacks
 from service.store import queries as q
-from service.store.changes import statements_for
+from service.store.backend import Backend
 from service.store.db import Database
 from service.store.health import unavailable
 from service.store.records import ClientSecrets, KeyInfo, Principal, hash_key
@@ -24,9 +24,9 @@ WEBHOOK_SECRET_KEY = "webhook_secret"
 
 
 class ClientStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, backend: Backend) -> None:
         self.db = db
-        self.statements = statements_for(db)
+        self.backend = backend
 
     async def webhook_secret(self, configured: str | None) -> str:
         """WEBHOOK_SECRET if set; otherwise one generated once and kept in the database."""
@@ -71,7 +71,7 @@ class ClientStore:
 
     async def authenticate(self, raw_key: str, now: datetime) -> Principal | None:
         digest = hash_key(raw_key)
-        row = await self.statements.find_active_key(digest)
+        row = await self.backend.find_active_key(digest)
         if row is None:
             return None
         m = row

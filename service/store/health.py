@@ -94,7 +94,6 @@ class Health:
     stable_seconds: float = 5.0
     clock: Callable[[], float] = time.monotonic
     last_failure: float | None = None
-    last_failure_kind: str | None = None
     last_success: float | None = None
     _logged: dict[str, float] = field(default_factory=dict)
     _since_log: dict[str, int] = field(default_factory=dict)
@@ -104,7 +103,7 @@ class Health:
         """An operation met unavailability `kind`. Logged at most once per kind per
         interval, with how many it saw since the last line."""
         now = self.clock()
-        self.last_failure, self.last_failure_kind = now, kind
+        self.last_failure = now
         if self._down_since is None:
             self._down_since = now
         self._since_log[kind] = self._since_log.get(kind, 0) + 1

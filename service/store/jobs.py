@@ -3,6 +3,7 @@ reads, the workers' leased claims, and retention."""
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -10,30 +11,37 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection
 
 from service import metrics
+from service.domain.changes import Note
 from service.domain.jobs import Event, Job
 from service.domain.requests import JobRequest
 from service.domain.states import JobStatus
 from service.store import queries as q
-from service.store.changes import statements_for
+from service.store.backend import Backend, NewJob
 from service.store.db import Database
 from service.store.records import (
+    AtCap,
     Created,
     CreateResult,
     CreationLimits,
+    KeyReused,
+    RateLimited,
+    Replayed,
     aware,
     event_from_row,
     job_from_row,
     request_hash,
 )
-from service.store.tables import jobs
+from service.store.tables import COUNT_SHARDS, jobs
 
 _IN_UTC = datetime(1970, 1, 1, tzinfo=UTC)  # the zone naive aggregates are read in
+IDEMPOTENCY_TTL = timedelta(hours=24)  # how long an Idempotency-Key names its job
+NO_LIMIT = 2**62  # a creation without limits (the admin's)
 
 
 class JobStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, backend: Backend) -> None:
         self.db = db
-        self.statements = statements_for(db)
+        self.backend = backend
 
     async def create_job(
         self,
@@ -47,13 +55,32 @@ class JobStore:
         its counters on PostgreSQL, the one writer on SQLite): answer a live
         Idempotency-Key with its job (or refuse another body), count the creation in the
         client's rate window, check the unfinished cap against the counters, then insert
-        the queued job, its event and its count, and wake the submitters."""
-        result = await self.statements.create_job(
-            client_id, request, idempotency_key, request_hash(request), now, limits
-        )
-        if isinstance(result, Created):  # counted after the commit
-            metrics.CREATED.inc()
-        return result
+        the queued job, its event and its count, and wake the submitters. An expired key is
+        freed and the creation asked again."""
+        new = _new_job(client_id, request, idempotency_key, now, limits)
+        for _ in range(3):
+            found = await self.backend.create_job(new)
+            if found.raced:  # the same key, first used concurrently: ask again
+                continue
+            if found.job is not None:
+                metrics.CREATED.inc()  # counted after the commit
+                return Created(found.job)
+            if found.prior_id is not None:
+                assert found.prior_created_at is not None
+                if found.prior_created_at < now - IDEMPOTENCY_TTL:
+                    await self.backend.forget_idempotency_key(found.prior_id)
+                    continue
+                if found.prior_hash != new.request_hash:
+                    return KeyReused()
+                prior = await self.backend.get_job(found.prior_id)
+                if prior is None:  # pruned between the two reads: ask again
+                    continue
+                return Replayed(prior)
+            if found.window_count > new.per_minute:
+                end = new.window_start + timedelta(seconds=_window(limits))
+                return RateLimited(max((end - now).total_seconds(), 1.0))
+            return AtCap()
+        raise RuntimeError(f"creation for client {client_id} kept racing; giving up")
 
     # --- read -----------------------------------------------------------------------------
 
@@ -63,7 +90,7 @@ class JobStore:
         return job_from_row(row) if row else None
 
     async def get_job_by_id(self, job_id: int) -> Job | None:
-        return await self.statements.get_job(job_id)
+        return await self.backend.get_job(job_id)
 
     async def list_jobs(
         self,
@@ -206,6 +233,37 @@ class JobStore:
                 if self.db.is_postgresql:
                     await lock_conn.execute(q.unlock_prune())
                     await lock_conn.commit()
+
+
+def _window(limits: CreationLimits | None) -> int:
+    return limits.window_seconds if limits else 60
+
+
+def _new_job(
+    client_id: int,
+    request: JobRequest,
+    idempotency_key: str | None,
+    now: datetime,
+    limits: CreationLimits | None,
+) -> NewJob:
+    """Every value of a creation, decided once for both databases."""
+    epoch = int(now.timestamp())
+    window = _window(limits)
+    return NewJob(
+        client_id=client_id,
+        public_id="job_" + secrets.token_hex(12),
+        request=request.model_dump(mode="json", exclude={"callback_url", "metadata"}),
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(request),
+        now=now,
+        callback_url=request.callback_url,
+        metadata=request.metadata,
+        window_start=datetime.fromtimestamp(epoch - epoch % window, now.tzinfo),
+        per_minute=limits.per_minute if limits else NO_LIMIT,
+        max_unfinished=limits.max_unfinished if limits else NO_LIMIT,
+        created=Note("created", "api", to_status=JobStatus.QUEUED.value),
+        shard_count=COUNT_SHARDS,
+    )
 
 
 def _in_due_order(found: Iterable[Job]) -> list[Job]:

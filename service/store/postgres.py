@@ -1,68 +1,44 @@
-"""PostgreSQL's faster implementations of store methods: the named statements of
-`sql/postgresql.sql`, run verbatim as prepared statements on asyncpg connections, one round
-trip each where the general path takes a transaction. `tests/contract` holds them to the
-general path's results."""
+"""PostgreSQL's backend (`backend.Backend`): the named statements of `sql/postgresql.sql`,
+run verbatim as prepared statements on asyncpg connections, one round trip each."""
 
 from __future__ import annotations
 
-import secrets
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from service.domain import callbacks
-from service.domain.changes import Change, Plan
+from service.domain.changes import Note
 from service.domain.jobs import Job
-from service.domain.requests import JobRequest
 from service.domain.wakeups import Wake
 from service.store import queries as q
+from service.store.backend import Creation, JobMove, NewJob, WebhookCount, event_values
 from service.store.db import Database
-from service.store.records import (
-    AtCap,
-    Created,
-    CreateResult,
-    CreationLimits,
-    KeyReused,
-    RateLimited,
-    Replayed,
-    job_from_mapping,
-)
+from service.store.records import job_from_mapping
 from service.store.sql import POSTGRESQL as SQL
-from service.store.tables import COUNT_SHARDS
-
-IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
-class Statements:
+def _events(events: tuple[Note, ...]) -> list[dict[str, Any]]:
+    return [event_values(e) for e in events]
+
+
+class Backend:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def apply(
-        self,
-        job_id: int,
-        p: Plan,
-        change: Change,
-        now: datetime,
-        owner: str | None,
-        events: list[dict[str, Any]],
-        webhooks: int = 0,
-        archive_until: datetime | None = None,
-    ) -> tuple[Job | None, bool]:
-        """`apply_change`: (the job after the change, True), or (the job as it was, False)
-        when it had moved; (None, False) when it is gone. `archive_until`: queue the
-        archive of its outputs (and hold its callback) until then."""
-        f = change.fields
-        outbox = p.terminal and bool(p.steps)
+    async def move(self, m: JobMove) -> tuple[Job | None, bool]:
+        f = m.fields
+        callback_id, event_type = m.callback or (None, None)
         async with self.db.driver() as driver:
             record = await driver.fetchrow(
                 SQL["apply_change"],
-                job_id,
-                p.expect.value,
-                owner,
-                p.final.value,
-                p.version_bump + webhooks,
-                now,
+                m.job_id,
+                m.expect,
+                m.owner,
+                m.status,
+                m.version_bump,
+                m.now,
                 f.provider_id,
                 f.provider_status,
                 f.fetch_result,
@@ -72,112 +48,93 @@ class Statements:
                 list(f.output) if f.output is not None else None,
                 f.error.code if f.error else None,
                 f.error.message if f.error else None,
-                p.terminal,
-                change.release or p.terminal,
-                1 if change.count_poll else 0,
-                1 if change.count_attempt else 0,
-                change.reset_attempts,
-                webhooks,
-                events,
-                [{"status": s, "n": n} for s, n in p.counter_deltas().items()],
-                job_id % COUNT_SHARDS,
-                callbacks.new_webhook_id() if outbox else None,
-                callbacks.EVENT_TYPES[p.final] if outbox else None,
+                m.terminal,
+                m.release,
+                m.polls,
+                m.attempts,
+                m.reset_attempts,
+                m.webhooks,
+                _events(m.events),
+                [{"status": s, "n": n} for s, n in m.counts],
+                m.shard,
+                callback_id,
+                event_type,
                 q.WATCH_CHANNEL,
-                archive_until,
+                m.archive_until,
             )
             if record is None:  # it had moved (or is gone): as it is now
-                found = await driver.fetchrow(SQL["get_job"], job_id)
+                found = await driver.fetchrow(SQL["get_job"], m.job_id)
                 return (job_from_mapping(found) if found is not None else None), False
         return job_from_mapping(record), True
 
-    async def count_webhook(
-        self, job: Job, now: datetime, events: list[dict[str, Any]]
-    ) -> Job | None:
-        """Count a webhook that moves nothing on `job` as found; None if it had changed."""
+    async def count_webhook(self, c: WebhookCount) -> Job | None:
         async with self.db.driver() as driver:
             record = await driver.fetchrow(
                 SQL["count_webhook"],
-                job.id,
-                job.status.value,
-                job.webhooks,
-                now,
-                events,
+                c.job_id,
+                c.status,
+                c.webhooks,
+                c.now,
+                _events(c.events),
                 q.WATCH_CHANNEL,
             )
         return job_from_mapping(record) if record is not None else None
 
-    async def record_events(self, job_id: int, now: datetime, events: list[dict[str, Any]]) -> None:
+    async def record_events(self, job_id: int, now: datetime, events: tuple[Note, ...]) -> None:
         async with self.db.driver() as driver:
-            await driver.execute(SQL["record_events"], job_id, now, events, q.WATCH_CHANNEL)
+            await driver.execute(
+                SQL["record_events"], job_id, now, _events(events), q.WATCH_CHANNEL
+            )
 
     async def get_job(self, job_id: int) -> Job | None:
         async with self.db.driver() as driver:
             record = await driver.fetchrow(SQL["get_job"], job_id)
         return job_from_mapping(record) if record is not None else None
 
-    async def find_active_key(self, key_hash: str) -> Any:
+    async def find_active_key(self, key_hash: str) -> Mapping[str, Any] | None:
         async with self.db.driver() as driver:
-            return await driver.fetchrow(SQL["find_active_key"], key_hash)
+            record = await driver.fetchrow(SQL["find_active_key"], key_hash)
+        return dict(record.items()) if record is not None else None
 
-    async def create_job(
-        self,
-        client_id: int,
-        request: JobRequest,
-        idempotency_key: str | None,
-        digest: str,
-        now: datetime,
-        limits: CreationLimits | None,
-    ) -> CreateResult:
-        """`JobStore.create_job` as one statement (`create_job`): one round trip, its own
-        transaction. Two concurrent first uses of one key: the loser's insert hits the
-        unique key and it asks again (and replays the winner's job); an expired key is
-        freed, then it asks again."""
-        epoch = int(now.timestamp())
-        window = limits.window_seconds if limits else 60
-        start = datetime.fromtimestamp(epoch - epoch % window, now.tzinfo)
-        fields = request.model_dump(mode="json", exclude={"callback_url", "metadata"})
-        for _ in range(3):
+    async def create_job(self, n: NewJob) -> Creation:
+        """One statement (`create_job`), its own transaction: exact under concurrent
+        creators of one client without a lock held across round trips. Two first uses of
+        one key at once: the loser's insert hits the unique key (`raced`: ask again)."""
+        async with self.db.driver() as driver:
             try:
-                async with self.db.driver() as driver:
-                    record = await driver.fetchrow(
-                        SQL["create_job"],
-                        client_id,
-                        idempotency_key,
-                        start,
-                        limits.per_minute if limits else _NO_LIMIT,
-                        limits.max_unfinished if limits else _NO_LIMIT,
-                        "job_" + secrets.token_hex(12),
-                        fields,
-                        digest,
-                        now,
-                        request.callback_url,
-                        request.metadata,
-                        COUNT_SHARDS,
-                        q.WAKE_CHANNEL,
-                        Wake.JOB_CREATED.value,
-                    )
-                    assert record is not None
-                    if record["prior_id"] is not None:
-                        if record["prior_created_at"] < now - IDEMPOTENCY_TTL:
-                            await driver.execute(SQL["forget_idempotency_key"], record["prior_id"])
-                            continue
-                        if record["prior_hash"] != digest:
-                            return KeyReused()
-                        prior = await driver.fetchrow(SQL["get_job"], record["prior_id"])
-                        assert prior is not None
-                        return Replayed(job_from_mapping(prior))
-                    if record["window_count"] == 1:  # a new window: drop the old ones
-                        await driver.execute(SQL["forget_rate_windows"], client_id, start)
+                record = await driver.fetchrow(
+                    SQL["create_job"],
+                    n.client_id,
+                    n.idempotency_key,
+                    n.window_start,
+                    n.per_minute,
+                    n.max_unfinished,
+                    n.public_id,
+                    n.request,
+                    n.request_hash,
+                    n.now,
+                    n.callback_url,
+                    n.metadata,
+                    n.shard_count,
+                    q.WAKE_CHANNEL,
+                    Wake.JOB_CREATED.value,
+                    _events((n.created,)),
+                    n.created.to_status,
+                )
             except asyncpg.UniqueViolationError:
-                continue  # the same key, first used concurrently: ask again
-            if record["id"] is not None:
-                return Created(job_from_mapping(record))
-            if limits is not None and record["window_count"] > limits.per_minute:
-                end = start + timedelta(seconds=window)
-                return RateLimited(max((end - now).total_seconds(), 1.0))
-            return AtCap()
-        raise RuntimeError(f"creation for client {client_id} kept racing; giving up")
+                return Creation(None, raced=True)
+            assert record is not None
+            if record["window_count"] == 1:  # a new window: drop the old ones
+                await driver.execute(SQL["forget_rate_windows"], n.client_id, n.window_start)
+        return Creation(
+            job_from_mapping(record) if record["id"] is not None else None,
+            record["prior_id"],
+            record["prior_created_at"],
+            record["prior_hash"],
+            record["window_count"] or 0,
+            record["unfinished"] or 0,
+        )
 
-
-_NO_LIMIT = 2**62
+    async def forget_idempotency_key(self, job_id: int) -> None:
+        async with self.db.driver() as driver:
+            await driver.execute(SQL["forget_idempotency_key"], job_id)

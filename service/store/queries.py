@@ -1,7 +1,6 @@
-"""Every SQL statement the service runs, named, in one place. `Store` executes them.
-
-Each function builds a SQLAlchemy Core statement; none touches a connection.
-"""
+"""The store's portable statements, named, one function each (the output archive's and the
+series' are in `queries_archive.py` and `queries_series.py`; the hot paths' hand-written ones
+in `sql/`). Each builds a SQLAlchemy Core statement; none touches a connection."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     Column,
     CompoundSelect,
-    Delete,
     Insert,
     Select,
     Table,
@@ -34,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.dml import ReturningDelete
 from sqlalchemy.sql.elements import ColumnElement
 
-from service.domain.states import JobStatus
+from service.domain.states import TERMINAL, UNFINISHED, JobStatus, in_order
 from service.domain.wakeups import Wake
 from service.store.tables import (
     COUNT_SHARDS,
@@ -44,14 +42,12 @@ from service.store.tables import (
     job_events,
     job_outputs,
     jobs,
-    rate_windows,
     service_state,
     status_counts,
 )
 
 WAKE_CHANNEL = "outpaint_jobs"  # LISTENed to by every worker (service/store/listener.py)
 WATCH_CHANNEL = "outpaint_job_changed"  # a watched job changed: its id (workers/watchers.py)
-WAKE_JOB_CREATED = Wake.JOB_CREATED
 WAKE_CALLBACK_DUE = Wake.CALLBACK_DUE
 
 # --- service state -----------------------------------------------------------------------
@@ -120,7 +116,7 @@ def seed_client_counts(client_id: int) -> Insert:
     return insert(status_counts).values(
         [
             {"client_id": client_id, "status": status, "shard": shard, "n": 0}
-            for status in ("queued", "processing")
+            for status in in_order(UNFINISHED)
             for shard in range(COUNT_SHARDS)
         ]
     )
@@ -185,10 +181,6 @@ def count_keys() -> Select[Any]:
 # --- jobs ----------------------------------------------------------------------------------
 
 
-def insert_job(values: Mapping[str, Any]) -> Insert:
-    return insert(jobs).values(**values).returning(*jobs.c)
-
-
 def get_job_by_public_id(public_id: str, client_id: int | None) -> Select[Any]:
     stmt = select(jobs).where(jobs.c.public_id == public_id)
     if client_id is not None:
@@ -201,10 +193,6 @@ def get_job(job_id: int, for_update: bool = False) -> Select[Any]:
     SQLite's BEGIN IMMEDIATE already holds the whole database)."""
     stmt = select(jobs).where(jobs.c.id == job_id)
     return stmt.with_for_update() if for_update else stmt
-
-
-def get_job_by_idempotency_key(client_id: int, key: str) -> Select[Any]:
-    return select(jobs).where(jobs.c.client_id == client_id, jobs.c.idempotency_key == key)
 
 
 def list_jobs(
@@ -315,30 +303,6 @@ def claim_one(
     return stmt.values(**values).returning(*jobs.c)
 
 
-def update_job(
-    job_id: int,
-    values: Mapping[str, Any],
-    now: datetime,
-    expect_status: JobStatus | Iterable[JobStatus] | None = None,
-    expect_owner: str | None = None,
-) -> Update:
-    """Compare-and-set: changes the row only if it is still in the expected state (and,
-    for a worker, still under its claim). Every change bumps `version`."""
-    conditions: list[ColumnElement[bool]] = [jobs.c.id == job_id]
-    if isinstance(expect_status, JobStatus):
-        conditions.append(jobs.c.status == expect_status.value)
-    elif expect_status is not None:
-        conditions.append(jobs.c.status.in_([s.value for s in expect_status]))
-    if expect_owner is not None:
-        conditions.append(jobs.c.lease_owner == expect_owner)
-    return (
-        update(jobs)
-        .where(and_(*conditions))
-        .values(updated_at=now, version=jobs.c.version + 1, **values)
-        .returning(*jobs.c)
-    )
-
-
 def extend_lease(job_id: int, owner: str, until: datetime) -> Update:
     """A worker still holding its claim keeps it longer (compare-and-set on the owner)."""
     return (
@@ -371,9 +335,11 @@ def count_inflight(now: datetime) -> Select[Any]:
         .select_from(jobs)
         .where(
             or_(
-                jobs.c.status == bindparam("processing", "processing", literal_execute=True),
+                jobs.c.status
+                == bindparam("processing", JobStatus.PROCESSING.value, literal_execute=True),
                 and_(
-                    jobs.c.status == bindparam("queued", "queued", literal_execute=True),
+                    jobs.c.status
+                    == bindparam("queued", JobStatus.QUEUED.value, literal_execute=True),
                     jobs.c.lease_expires_at > now,
                 ),
             )
@@ -388,7 +354,7 @@ def crashed_claim_count() -> ColumnElement[Any]:
 
 
 PRUNE_LOCK = 0x6F75_7471  # one replica prunes at a time (PostgreSQL session lock)
-FINISHED = ("succeeded", "failed", "timed_out", "canceled")
+FINISHED = in_order(TERMINAL)
 
 
 def try_lock_prune() -> TextClause:
@@ -424,44 +390,6 @@ def prune_batch(
         delete(jobs)
         .where(jobs.c.id.in_(oldest.scalar_subquery()))
         .returning(jobs.c.client_id, jobs.c.status)
-    )
-
-
-def count_rate_window(dialect: str, client_id: int, window_start: datetime) -> Insert:
-    """Add one to the client's counter for this window; RETURNING the new count."""
-    stmt = upsert(dialect, rate_windows).values(
-        client_id=client_id, window_start=window_start, count=1
-    )
-    done: Insert = stmt.on_conflict_do_update(
-        index_elements=[rate_windows.c.client_id, rate_windows.c.window_start],
-        set_={"count": rate_windows.c.count + 1},
-    ).returning(rate_windows.c.count)
-    return done
-
-
-def forget_rate_windows(client_id: int, before: datetime) -> Delete:
-    """Past windows of one client: the table holds one live row per active client."""
-    return delete(rate_windows).where(
-        rate_windows.c.client_id == client_id, rate_windows.c.window_start < before
-    )
-
-
-CLIENT_LOCK_SPACE = 0x6F75  # pg_advisory_xact_lock(space, client_id): one creator at a time
-
-
-def count_unfinished_of_client(client_id: int) -> Select[Any]:
-    """From the sharded counters, not the jobs: O(shards), however many jobs are open."""
-    return select(func.coalesce(func.sum(status_counts.c.n), 0)).where(
-        status_counts.c.client_id == client_id,
-        status_counts.c.status.in_(["queued", "processing"]),
-    )
-
-
-def lock_client(client_id: int) -> TextClause:
-    """PostgreSQL: one creation per client at a time (its idempotency look-up, rate window
-    and unfinished cap are then exact), until the transaction ends."""
-    return text("SELECT pg_advisory_xact_lock(:space, CAST(:client AS integer))").bindparams(
-        space=CLIENT_LOCK_SPACE, client=client_id
     )
 
 
@@ -654,7 +582,9 @@ def _for_client(stmt: Select[Any], client_id: int | None) -> Select[Any]:
 
 
 def _processing() -> ColumnElement[bool]:
-    return jobs.c.status == bindparam("st_processing", "processing", literal_execute=True)
+    return jobs.c.status == bindparam(
+        "st_processing", JobStatus.PROCESSING.value, literal_execute=True
+    )
 
 
 def count_overdue(eta_before: datetime, client_id: int | None) -> Select[Any]:
@@ -687,7 +617,9 @@ def next_poll_due() -> Select[Any]:
 def oldest_queued() -> Select[Any]:
     """When the oldest job still queued was created: the first queued id (ids grow with
     creation), read through (status, id); nothing when none is queued."""
-    queued = jobs.c.status == bindparam("oldest_status", "queued", literal_execute=True)
+    queued = jobs.c.status == bindparam(
+        "oldest_status", JobStatus.QUEUED.value, literal_execute=True
+    )
     return select(jobs.c.created_at).where(queued).order_by(jobs.c.id).limit(1)
 
 
@@ -708,7 +640,7 @@ def completion_times(since: datetime, client_id: int | None, limit: int) -> Sele
     through the finished jobs' completed_at index."""
     stmt = (
         select(jobs.c.created_at, jobs.c.completed_at)
-        .where(_finished_since(since), jobs.c.status == "succeeded")
+        .where(_finished_since(since), jobs.c.status == JobStatus.SUCCEEDED.value)
         .order_by(jobs.c.completed_at.desc())
         .limit(limit)
     )

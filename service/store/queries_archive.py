@@ -9,12 +9,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    Delete,
     Insert,
     Select,
     Update,
     bindparam,
-    delete,
     func,
     insert,
     select,
@@ -142,10 +140,6 @@ def stored_outputs(after: tuple[int, int] | None, limit: int) -> Select[Any]:
     if after is not None:
         stmt = stmt.where((o.c.job_id > after[0]) | ((o.c.job_id == after[0]) & (o.c.n > after[1])))
     return stmt.order_by(o.c.job_id, o.c.n).limit(limit)
-
-
-def forget_outputs(job_ids: Sequence[int]) -> Delete:
-    return delete(job_outputs).where(job_outputs.c.job_id.in_(list(job_ids)))
 
 
 def archive_backlog() -> Select[Any]:

@@ -1,37 +1,24 @@
-"""SQLite's implementations of the store's hot methods: the named statements of
-`sql/sqlite.sql`, run verbatim on the writer thread's connection, each method one
-transaction there. `tests/contract` holds them to PostgreSQL's results."""
+"""SQLite's backend (`backend.Backend`): the named statements of `sql/sqlite.sql`, run
+verbatim on the writer thread's connection, each method one transaction there (the only
+writer: what one method reads cannot change before it writes)."""
 
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
-from service.domain import callbacks
-from service.domain.changes import Change, Plan
+from service.domain.changes import Note
 from service.domain.jobs import Job
-from service.domain.requests import JobRequest
+from service.store.backend import Creation, JobMove, NewJob, WebhookCount, event_values
 from service.store.db import Database
-from service.store.records import (
-    AtCap,
-    Created,
-    CreateResult,
-    CreationLimits,
-    KeyReused,
-    RateLimited,
-    Replayed,
-    job_from_mapping,
-)
+from service.store.records import job_from_mapping
 from service.store.sql import SQLITE as SQL
-from service.store.tables import COUNT_SHARDS
 
-IDEMPOTENCY_TTL = timedelta(hours=24)
 _DATES = (
     "eta_at",
     "created_at",
@@ -78,49 +65,35 @@ def _raw(conn: Connection) -> sqlite3.Connection:
 
 
 def _insert_events(
-    db: sqlite3.Connection, job_id: int, now: str | None, events: list[dict[str, Any]]
+    db: sqlite3.Connection, job_id: int, at: str | None, events: tuple[Note, ...]
 ) -> None:
-    db.executemany(
-        SQL["insert_event"],
-        [
-            {
-                "job_id": job_id,
-                "at": now,
-                "kind": e["kind"],
-                "source": e["source"],
-                "from_status": e["from_status"],
-                "to_status": e["to_status"],
-                "detail": json.dumps(e["detail"]),
-            }
-            for e in events
-        ],
-    )
+    rows = []
+    for e in events:
+        values = event_values(e)
+        rows.append({**values, "job_id": job_id, "at": at, "detail": json.dumps(e.detail)})
+    db.executemany(SQL["insert_event"], rows)
 
 
-class Statements:
+def _bump(db: sqlite3.Connection, client_id: int, shard: int, counts: Any) -> None:
+    for status, n in counts:
+        db.execute(
+            SQL["bump_count"], {"client_id": client_id, "status": status, "shard": shard, "n": n}
+        )
+
+
+class Backend:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def apply(
-        self,
-        job_id: int,
-        p: Plan,
-        change: Change,
-        now: datetime,
-        owner: str | None,
-        events: list[dict[str, Any]],
-        webhooks: int = 0,
-        archive_until: datetime | None = None,
-    ) -> tuple[Job | None, bool]:
-        """As PostgreSQL's `apply_change`: (the job after, True) or (as it was, False)."""
-        f = change.fields
-        at = stamp(now)
+    async def move(self, m: JobMove) -> tuple[Job | None, bool]:
+        f = m.fields
+        at = stamp(m.now)
         params = {
-            "id": job_id,
-            "expect": p.expect.value,
-            "owner": owner,
-            "status": p.final.value,
-            "version_bump": p.version_bump + webhooks,
+            "id": m.job_id,
+            "expect": m.expect,
+            "owner": m.owner,
+            "status": m.status,
+            "version_bump": m.version_bump,
             "now": at,
             "provider_id": f.provider_id,
             "provider_status": f.provider_status,
@@ -131,70 +104,60 @@ class Statements:
             "output": json.dumps(list(f.output)) if f.output is not None else None,
             "error_code": f.error.code if f.error else None,
             "error_message": f.error.message if f.error else None,
-            "terminal": p.terminal,
-            "release": change.release or p.terminal,
-            "polls": 1 if change.count_poll else 0,
-            "attempts": 1 if change.count_attempt else 0,
-            "reset_attempts": change.reset_attempts,
-            "webhooks": webhooks,
-            "archive": archive_until is not None,
+            "terminal": m.terminal,
+            "release": m.release,
+            "polls": m.polls,
+            "attempts": m.attempts,
+            "reset_attempts": m.reset_attempts,
+            "webhooks": m.webhooks,
+            "archive": m.archive_until is not None,
         }
 
         def tx(conn: Connection) -> tuple[Job | None, bool]:
             db = _raw(conn)
             row = db.execute(SQL["apply_change"], params).fetchone()
             if row is None:
-                return _job(db.execute(SQL["get_job"], {"id": job_id}).fetchone()), False
+                return _job(db.execute(SQL["get_job"], {"id": m.job_id}).fetchone()), False
             job = _job(row)
             assert job is not None
-            _insert_events(db, job_id, at, events)
-            for status, n in p.counter_deltas().items():
-                db.execute(
-                    SQL["bump_count"],
-                    {
-                        "client_id": job.client_id,
-                        "status": status,
-                        "shard": job_id % COUNT_SHARDS,
-                        "n": n,
-                    },
-                )
-            if p.terminal and p.steps:
+            _insert_events(db, m.job_id, at, m.events)
+            _bump(db, job.client_id, m.shard, m.counts)
+            if m.callback is not None:
+                webhook_id, event_type = m.callback
+                due = stamp(m.archive_until) if m.archive_until else at  # held while archiving
                 db.execute(
                     SQL["insert_outbox"],
                     {
-                        "job_id": job_id,
-                        "webhook_id": callbacks.new_webhook_id(),
-                        "event_type": callbacks.EVENT_TYPES[p.final],
+                        "job_id": m.job_id,
+                        "webhook_id": webhook_id,
+                        "event_type": event_type,
                         "now": at,
-                        # held until the archive is done (or its deadline)
-                        "due": stamp(archive_until) if archive_until else at,
+                        "due": due,
                     },
                 )
-            if archive_until is not None:
+            if m.archive_until is not None:
                 db.execute(
                     SQL["queue_archive"],
-                    {"job_id": job_id, "now": at, "deadline": stamp(archive_until)},
+                    {"job_id": m.job_id, "now": at, "deadline": stamp(m.archive_until)},
                 )
             return job, True
 
         return await self.db.run(tx)
 
-    async def count_webhook(
-        self, job: Job, now: datetime, events: list[dict[str, Any]]
-    ) -> Job | None:
-        at = stamp(now)
-        params = {"id": job.id, "status": job.status.value, "webhooks": job.webhooks, "now": at}
+    async def count_webhook(self, c: WebhookCount) -> Job | None:
+        at = stamp(c.now)
+        params = {"id": c.job_id, "status": c.status, "webhooks": c.webhooks, "now": at}
 
         def tx(conn: Connection) -> Job | None:
             db = _raw(conn)
             counted = _job(db.execute(SQL["count_webhook"], params).fetchone())
             if counted is not None:
-                _insert_events(db, job.id, at, events)
+                _insert_events(db, c.job_id, at, c.events)
             return counted
 
         return await self.db.run(tx)
 
-    async def record_events(self, job_id: int, now: datetime, events: list[dict[str, Any]]) -> None:
+    async def record_events(self, job_id: int, now: datetime, events: tuple[Note, ...]) -> None:
         def tx(conn: Connection) -> None:
             _insert_events(_raw(conn), job_id, stamp(now), events)
 
@@ -212,89 +175,52 @@ class Statements:
 
         return await self.db.run(tx)
 
-    async def create_job(
-        self,
-        client_id: int,
-        request: JobRequest,
-        idempotency_key: str | None,
-        digest: str,
-        now: datetime,
-        limits: CreationLimits | None,
-    ) -> CreateResult:
-        """`JobStore.create_job` as one transaction on the writer (the only writer: the
-        checks and the insert cannot interleave with another creation)."""
-        epoch = int(now.timestamp())
-        window = limits.window_seconds if limits else 60
-        start = datetime.fromtimestamp(epoch - epoch % window, now.tzinfo)
-        fields = request.model_dump(mode="json", exclude={"callback_url", "metadata"})
+    async def create_job(self, n: NewJob) -> Creation:
+        """The same checks as PostgreSQL's `create_job`, in one transaction on the writer."""
 
-        def tx(conn: Connection) -> CreateResult:
+        def tx(conn: Connection) -> Creation:
             db = _raw(conn)
-            if idempotency_key is not None:
+            if n.idempotency_key is not None:
                 prior = db.execute(
-                    SQL["prior_job"], {"client_id": client_id, "key": idempotency_key}
+                    SQL["prior_job"], {"client_id": n.client_id, "key": n.idempotency_key}
                 ).fetchone()
                 if prior is not None:
                     created = datetime.fromisoformat(prior["created_at"]).replace(tzinfo=UTC)
-                    if created >= now - IDEMPOTENCY_TTL:
-                        if prior["request_hash"] != digest:
-                            return KeyReused()
-                        job = _job(db.execute(SQL["get_job"], {"id": prior["id"]}).fetchone())
-                        assert job is not None
-                        return Replayed(job)
-                    db.execute(SQL["forget_idempotency_key"], {"id": prior["id"]})
-            if limits is not None:
-                window_at = {"client_id": client_id, "start": stamp(start)}
-                count = db.execute(SQL["count_rate_window"], window_at).fetchone()[0]
-                if count == 1:
-                    db.execute(SQL["forget_rate_windows"], window_at)
-                if count > limits.per_minute:
-                    end = start + timedelta(seconds=window)
-                    return RateLimited(max((end - now).total_seconds(), 1.0))
-                open_jobs = db.execute(
-                    SQL["count_unfinished"], {"client_id": client_id}
-                ).fetchone()[0]
-                if open_jobs >= limits.max_unfinished:
-                    return AtCap()
-            at = stamp(now)
+                    return Creation(None, prior["id"], created, prior["request_hash"])
+            window_at = {"client_id": n.client_id, "start": stamp(n.window_start)}
+            count = db.execute(SQL["count_rate_window"], window_at).fetchone()[0]
+            if count == 1:  # a new window: drop the old ones
+                db.execute(SQL["forget_rate_windows"], window_at)
+            unfinished = db.execute(SQL["count_unfinished"], {"client_id": n.client_id}).fetchone()[
+                0
+            ]
+            if count > n.per_minute or unfinished >= n.max_unfinished:
+                return Creation(None, window_count=count, unfinished=unfinished)
+            at = stamp(n.now)
             row = db.execute(
                 SQL["insert_job"],
                 {
-                    "public_id": "job_" + secrets.token_hex(12),
-                    "client_id": client_id,
-                    "request": json.dumps(fields),
-                    "key": idempotency_key,
-                    "request_hash": digest,
+                    "public_id": n.public_id,
+                    "client_id": n.client_id,
+                    "status": n.created.to_status,
+                    "request": json.dumps(n.request),
+                    "key": n.idempotency_key,
+                    "request_hash": n.request_hash,
                     "now": at,
-                    "callback_url": request.callback_url,
-                    "metadata": json.dumps(request.metadata),
+                    "callback_url": n.callback_url,
+                    "metadata": json.dumps(n.metadata),
                 },
             ).fetchone()
             job = _job(row)
             assert job is not None
-            _insert_events(
-                db,
-                job.id,
-                at,
-                [
-                    {
-                        "kind": "created",
-                        "source": "api",
-                        "from_status": None,
-                        "to_status": "queued",
-                        "detail": {},
-                    }
-                ],
-            )
-            db.execute(
-                SQL["bump_count"],
-                {
-                    "client_id": client_id,
-                    "status": "queued",
-                    "shard": job.id % COUNT_SHARDS,
-                    "n": 1,
-                },
-            )
-            return Created(job)
+            _insert_events(db, job.id, at, (n.created,))
+            _bump(db, n.client_id, job.id % n.shard_count, [(job.status.value, 1)])
+            return Creation(job, window_count=count, unfinished=unfinished)
 
         return await self.db.run(tx)
+
+    async def forget_idempotency_key(self, job_id: int) -> None:
+        def tx(conn: Connection) -> None:
+            _raw(conn).execute(SQL["forget_idempotency_key"], {"id": job_id})
+
+        await self.db.run(tx)

@@ -18,6 +18,8 @@ from sqlalchemy import (
     text,
 )
 
+from service.domain.states import JobStatus
+from service.store.sql import STATE_SETS, state_list
 from service.store.types import Json, UTCDateTime
 
 metadata = MetaData(
@@ -32,11 +34,12 @@ metadata = MetaData(
 # BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-QUEUED_SQL = "status = 'queued'"
-PROCESSING_SQL = "status = 'processing'"
-UNFINISHED_SQL = "status IN ('queued', 'processing')"
+# The partial indexes' predicates, from the one definition of the state sets.
+QUEUED_SQL = f"status = {state_list([JobStatus.QUEUED])}"
+PROCESSING_SQL = f"status = {state_list([JobStatus.PROCESSING])}"
+UNFINISHED_SQL = f"status IN ({STATE_SETS['UNFINISHED']})"
 CALLBACK_DUE_SQL = "status IN ('pending', 'failing')"
-FINISHED_SQL = "status IN ('succeeded', 'failed', 'timed_out', 'canceled')"
+FINISHED_SQL = f"status IN ({STATE_SETS['FINISHED']})"
 
 clients = Table(
     "clients",

@@ -17,9 +17,9 @@ from service.domain.jobs import Job
 from service.provider.client import ModelsLabClient
 from service.settings import Settings
 from service.store import Store
+from service.store.changes import Applied
 from service.store.health import HEALTH, unavailable
 from service.store.objects import Objects
-from service.store.records import Applied
 
 
 def new_owner(role: str) -> str:

@@ -10,7 +10,7 @@ from service.domain import changes
 from service.domain.changes import Change, Note
 from service.domain.jobs import Job
 from service.provider.client import ProviderError, RetryableProviderError
-from service.store.records import Applied
+from service.store.changes import Applied
 from service.workers.context import WorkContext
 
 log = logging.getLogger("service.poller")

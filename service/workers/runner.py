@@ -19,10 +19,11 @@ from service.domain.retention import prune_cutoff
 from service.domain.states import TERMINAL
 from service.domain.wakeups import Wake
 from service.store.archives import ArchiveTask
+from service.store.changes import Applied
 from service.store.health import report_failure
 from service.store.listener import Listener
 from service.store.queries import WAKE_CHANNEL
-from service.store.records import Applied, Delivery
+from service.store.records import Delivery
 from service.workers import retention
 from service.workers.archiver import StoreGate, archive_job
 from service.workers.budget import RateBudget
@@ -79,8 +80,6 @@ class Workers:
         self._wake_sweeper = asyncio.Event()
         self._wake_archiver = asyncio.Event()
         self.objects = ctx.objects
-        if self.objects is not None:  # a success queues its archive
-            ctx.store.changes.archive = ctx.settings.archive_policy()
         ctx.provider.on_circuit_change = self._circuit_changed
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()

@@ -17,6 +17,7 @@ import pytest
 
 from service.domain import callbacks, changes
 from service.domain.changes import Change, JobError, Note, Policy
+from service.domain.decisions import Ask, Refusal, WebhookCall
 from service.domain.jobs import Job
 from service.domain.replies import ProviderReply
 from service.domain.requests import JobRequest
@@ -213,7 +214,9 @@ async def test_a_finishing_webhook_for_a_processing_job(store: Store, reference:
         job = await queued_job(s, await client_id(s), T0, callback_url=CB)
         await s.changes.apply_change(job, accepted(T0), T0)
         hook = changes.webhook_reply(reply("success", id=88, output=["https://o.invalid/2.png"]))
-        applied = await s.changes.record_webhook(job.id, hook, T0 + timedelta(seconds=5), '{"a":1}')
+        applied = await s.changes.record_webhook(
+            job.id, hook, T0 + timedelta(seconds=5), WebhookCall('{"a":1}')
+        )
         return applied.changed, await transcript(s, job)
 
     changed, t = await agree(store, reference, scenario)
@@ -224,11 +227,39 @@ async def test_a_finishing_webhook_for_a_processing_job(store: Store, reference:
     assert t["outbox"]["event_type"] == "job.succeeded"
 
 
+async def test_settle_follows_a_job_that_moved_and_refuses_a_finished_one(
+    store: Store, reference: Store
+) -> None:
+    """A cancel decided on a stale read: the job had gone on to processing, so the first
+    compare-and-set misses, the loop reads it again and cancels it from there."""
+
+    async def scenario(s: Store) -> Any:
+        job = await queued_job(s, await client_id(s), T0, callback_url=CB)
+        await s.changes.apply_change(job, accepted(T0), T0)
+        cancel = Ask(changes.cancel("ak_1"), refuse_finished=True)
+        moved = await s.changes.settle(job.id, cancel, T0, job)  # `job` still says queued
+        again = await s.changes.settle(job.id, cancel, T0)
+        gone = await s.changes.settle(job.id + 1000, cancel, T0)
+        return (
+            (moved.changed, moved.refusal),
+            (again.changed, again.refusal),
+            (gone.job, gone.refusal),
+            await transcript(s, job),
+        )
+
+    moved, again, gone, t = await agree(store, reference, scenario)
+    assert moved == (True, None) and again == (False, Refusal.FINISHED)
+    assert gone == (None, Refusal.GONE)
+    assert t["job"]["status"] == "canceled" and t["counts"]["processing"] == 0
+    kinds = [e[0] for e in t["events"]]
+    assert kinds.count("action") == 1 and "ignored" not in kinds  # the miss left no trace
+
+
 async def test_a_webhook_that_beats_the_submit_reply(store: Store, reference: Store) -> None:
     async def scenario(s: Store) -> Any:
         job = await queued_job(s, await client_id(s), T0)
         hook = changes.webhook_reply(reply("success", output=["https://o.invalid/3.png"]))
-        applied = await s.changes.record_webhook(job.id, hook, T0, "{}")
+        applied = await s.changes.record_webhook(job.id, hook, T0, WebhookCall("{}"))
         return applied.changed, await transcript(s, job)
 
     changed, t = await agree(store, reference, scenario)
@@ -245,9 +276,11 @@ async def test_late_replies_change_nothing_not_even_the_provider_id(
         processing = (await s.changes.apply_change(job, accepted(T0), T0)).job
         assert processing is not None
         hook = changes.webhook_reply(reply("success", id=1, output=["https://o.invalid/a"]))
-        await s.changes.record_webhook(job.id, hook, T0, "{}")
+        await s.changes.record_webhook(job.id, hook, T0, WebhookCall("{}"))
         late = changes.webhook_reply(reply("error", id=2, message="late"))
-        dup = await s.changes.record_webhook(job.id, late, T0 + timedelta(seconds=1), "{}")
+        dup = await s.changes.record_webhook(
+            job.id, late, T0 + timedelta(seconds=1), WebhookCall("{}")
+        )
         poll = changes.poll_answer(
             processing,
             reply("success", id=3, output=["https://o.invalid/b"]),
@@ -269,17 +302,19 @@ async def test_webhook_tokens_expire_and_bodies_are_capped(store: Store, referen
         job = await queued_job(s, await client_id(s), T0)
         await s.changes.apply_change(job, accepted(T0), T0)
         hook = changes.webhook_reply(reply("success", output=["https://o.invalid/a"]))
-        seen = [await s.changes.record_webhook(job.id, hook, T0, f"{i}") for i in range(13)]
+        seen = [
+            await s.changes.record_webhook(job.id, hook, T0, WebhookCall(f"{i}")) for i in range(13)
+        ]
         later = T0 + timedelta(hours=25)
         expired = await s.changes.record_webhook(
-            job.id, hook, later, "late", token_grace_seconds=86400
+            job.id, hook, later, WebhookCall("late", token_grace_seconds=86400)
         )
         rejected = await s.changes.record_webhook(
-            job.id, hook, T0, "r", reject_reason="track_id_mismatch"
+            job.id, hook, T0, WebhookCall("r", "track_id_mismatch")
         )
         return (
             [a.changed for a in seen],
-            expired.expired,
+            expired.refusal is Refusal.EXPIRED,
             rejected.changed,
             await transcript(s, job),
         )

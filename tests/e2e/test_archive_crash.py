@@ -50,8 +50,7 @@ async def test_outputs_cut_off_by_sigkill_are_archived_once_by_another_worker(
         return Response(bodies[name], media_type="image/png")
 
     await live.start(Starlette(routes=[Route("/img/{name}", cdn)]))
-    store = Store.connect(db_url)
-    store.changes.archive = ArchivePolicy()
+    store = Store.connect(db_url, ArchivePolicy())
     root = tmp_path / "outputs"
     try:
         raw, _ = await store.clients.create_key("team-a", ["jobs:write"], now())

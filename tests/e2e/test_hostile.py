@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from service.app import create_app
 from service.clock import utcnow
-from service.domain.intake import WEBHOOK_BODIES_KEPT
+from service.domain.decisions import WEBHOOK_BODIES_KEPT
 from service.domain.tokens import make_token
 from service.metrics import WEBHOOKS
 from tests.conftest import make_settings

@@ -96,6 +96,7 @@ async def _rig(
     objects = Objects.from_setting(settings.output_store, settings.output_store_endpoint)
     assert objects is not None
     provider = ModelsLabClient("http://127.0.0.1:9/api/v6", "k")
+    store = Store(store.db, settings.archive_policy())  # outputs archived: a success queues it
     workers = Workers(WorkContext(settings, store, provider, "s", objects=objects))
     await workers.start()
     yield Rig(store, images, f"{live.url}/img", workers, objects, root, principal.client_id)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.domain.decisions import WebhookCall
 from service.domain.states import JobStatus
 from service.provider.client import ModelsLabClient
 from service.store import Store
@@ -290,7 +291,7 @@ async def test_one_outbox_row_per_terminal_job_and_none_without_a_url(rig: Rig) 
     for job in (with_url, without):
         for _ in range(3):  # duplicate webhooks: one transition, so one event
             await rig.store.changes.record_webhook(
-                job.id, to(JobStatus.SUCCEEDED, output=("u",)), now(), "{}"
+                job.id, to(JobStatus.SUCCEEDED, output=("u",)), now(), WebhookCall("{}")
             )
     assert await rig.store.callbacks.delivery_of_job(without.id) is None
     assert (await settled(rig, with_url.id)).status == "delivered"

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from service.domain.changes import Policy, cancel, timed_out, webhook_reply
+from service.domain.decisions import WebhookCall
 from service.domain.jobs import Job
 from service.domain.states import JobStatus
 from service.provider.replies import parse_reply
@@ -33,7 +34,7 @@ async def test_timeout_racing_a_success_webhook_ends_the_job_exactly_once(
                 store.changes.apply_change(
                     claimed, timed_out(Policy(), "sweeper"), T0, owner="sweeper"
                 ),
-                other.changes.record_webhook(job.id, SUCCESS, T0, BODY),
+                other.changes.record_webhook(job.id, SUCCESS, T0, WebhookCall(BODY)),
             )
             assert sum(r.changed for r in results) == 1
             events = await store.jobs.list_events(job.id)
@@ -53,7 +54,7 @@ async def test_a_success_after_the_timeout_is_kept_as_an_event(store: Store) -> 
     cid = await client_id(store)
     job = await processing_job(store, cid, T0)
     await store.changes.apply_change(job, timed_out(Policy(), "sweeper"), T0)
-    late = await store.changes.record_webhook(job.id, SUCCESS, T0, BODY)
+    late = await store.changes.record_webhook(job.id, SUCCESS, T0, WebhookCall(BODY))
     assert not late.changed and late.job is not None and late.job.status is JobStatus.TIMED_OUT
     events = await store.jobs.list_events(job.id)
     assert [e.detail["body"] for e in events if e.kind == "webhook"] == [BODY]
@@ -67,7 +68,7 @@ async def test_cancel_racing_a_webhook_ends_the_job_exactly_once(store: Store, d
         job = await processing_job(store, cid, T0)
         results = await asyncio.gather(
             store.changes.apply_change(job, cancel(), T0),
-            other.changes.record_webhook(job.id, SUCCESS, T0, BODY),
+            other.changes.record_webhook(job.id, SUCCESS, T0, WebhookCall(BODY)),
         )
         assert sum(r.changed for r in results) == 1
     finally:

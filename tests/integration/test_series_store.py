@@ -47,7 +47,7 @@ async def test_a_level_keeps_the_highest_any_process_saw_in_the_minute(store: St
 
 async def test_the_pending_archives_are_counted(store: Store) -> None:
     """What the flusher records as the archive backlog (both databases)."""
-    store.changes.archive = ArchivePolicy(deadline_seconds=3600, retry_base_seconds=1)
+    store = Store(store.db, ArchivePolicy(deadline_seconds=3600, retry_base_seconds=1))
     team = await client_id(store, "team-a")
     assert await store.archives.pending() == 0
     for _ in range(3):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from service.domain.archive import ArchivePolicy
 from service.domain.changes import Change, Fields, Note, cancel
+from service.domain.decisions import Refusal, WebhookCall
 from service.domain.requests import JobRequest
 from service.domain.states import JobStatus
 from service.store import Store
@@ -57,7 +58,7 @@ async def test_a_transition_is_compare_and_set_on_the_expected_state(store: Stor
 async def test_a_success_whose_outputs_are_kept_settles_only_with_its_archive(
     store: Store,
 ) -> None:
-    store.changes.archive = ArchivePolicy()
+    store = Store(store.db, ArchivePolicy())  # outputs archived (OUTPUT_STORE)
     cid = await client_id(store)
     job = await processing_job(store, cid, T0)
     kept = await store.changes.apply_change(
@@ -241,7 +242,7 @@ async def test_webhook_is_recorded_raw_counted_and_applied_in_one_go(store: Stor
     job = await processing_job(store, cid, T0)
     body = '{"status":"success","output":["https://x.invalid/1.png"]}'
     applied = await store.changes.record_webhook(
-        job.id, to(JobStatus.SUCCEEDED, output=("https://x.invalid/1.png",)), T0, body
+        job.id, to(JobStatus.SUCCEEDED, output=("https://x.invalid/1.png",)), T0, WebhookCall(body)
     )
     assert applied.changed and applied.job is not None
     assert applied.job.webhooks == 1 and applied.job.status is JobStatus.SUCCEEDED
@@ -256,10 +257,9 @@ async def test_a_rejected_webhook_is_recorded_and_changes_nothing_else(store: St
         job.id,
         to(JobStatus.SUCCEEDED, output=("u",)),
         T0,
-        "{}",
-        reject_reason="track_id_mismatch",
+        WebhookCall("{}", "track_id_mismatch"),
     )
-    assert not applied.changed
+    assert not applied.changed and applied.refusal is Refusal.MISMATCH
     fresh = await store.jobs.get_job_by_id(job.id)
     assert fresh is not None and fresh.status is JobStatus.PROCESSING and fresh.output == []
 

@@ -1,19 +1,35 @@
 """Hand-written statements, kept verbatim in named `.sql` files (one `-- name: NAME` header
 before each) and loaded by name, as procrastinate keeps its queries. The same text runs on
 the asyncpg connection (`Database.driver`) and through SQLAlchemy (`exec_driver_sql`): no
-rewriting in between. They hold mechanism only (compare-and-set on the state the caller
-expects, events, counters); what a change means is decided in `service/domain`."""
+rewriting in between, except that `{UNFINISHED}` and `{FINISHED}` become the state lists of
+`service.domain.states` (the one definition of those sets). They hold mechanism only
+(compare-and-set on the state the caller expects, events, counters); what a change means is
+decided in `service/domain`."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from importlib.resources import files
 
+from service.domain.states import TERMINAL, UNFINISHED, JobStatus
+
 _HEADER = re.compile(r"^-- name: (\w+)[ \t]*$", re.MULTILINE)
+_PLACEHOLDER = re.compile(r"\{([A-Z_]+)\}")
+
+
+def state_list(states: Iterable[JobStatus]) -> str:
+    """`'queued', 'processing'`: a set of states as SQL literals, in the machine's order."""
+    chosen = set(states)
+    return ", ".join(f"'{s.value}'" for s in JobStatus if s in chosen)
+
+
+STATE_SETS = {"UNFINISHED": state_list(UNFINISHED), "FINISHED": state_list(TERMINAL)}
 
 
 def load(filename: str) -> dict[str, str]:
     text = files(__package__).joinpath(filename).read_text(encoding="utf-8")
+    text = _PLACEHOLDER.sub(lambda m: STATE_SETS[m.group(1)], text)
     parts = _HEADER.split(text)
     statements = {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
     if not statements:

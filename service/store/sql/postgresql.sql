@@ -116,9 +116,9 @@ WHERE api_keys.key_hash = $1::varchar AND api_keys.revoked_at IS NULL
 -- counts that one committed. Given the Idempotency-Key ($2), the window ($3), and the
 -- limits ($4 creations a window, $5 unfinished jobs): a key
 -- that names a job inserts nothing and counts nothing (the caller replays it, or frees an
--- expired key and asks again); otherwise the creation counts in the window, and the job,
--- its `created` event and its count are inserted when both limits allow, with a NOTIFY to
--- every replica's submitter. Returns what was found and the job, if one was made.
+-- expired key and asks again); otherwise the creation counts in the window, and the job
+-- (in state $16), its event ($15) and its count are inserted when both limits allow, with
+-- a NOTIFY to every replica's submitter. Returns what was found and the job, if one was made.
 WITH prior AS (
     SELECT id, created_at, request_hash FROM jobs
     WHERE client_id = $1::bigint AND idempotency_key = $2::varchar
@@ -129,7 +129,7 @@ WITH prior AS (
     RETURNING count
 ), open_rows AS (
     SELECT n FROM status_counts
-    WHERE client_id = $1::bigint AND status IN ('queued', 'processing')
+    WHERE client_id = $1::bigint AND status IN ({UNFINISHED})
     ORDER BY status, shard  -- the order apply_change locks counters in: no deadlock
     FOR UPDATE
 ), open AS (
@@ -140,16 +140,18 @@ WITH prior AS (
 ), j AS (
     INSERT INTO jobs (public_id, client_id, status, request, idempotency_key, request_hash,
                       output, created_at, updated_at, next_poll_at, callback_url, metadata)
-    SELECT $6::varchar, $1::bigint, 'queued', $7::jsonb, $2::varchar, $8::varchar, '[]'::jsonb,
-           $9::timestamptz, $9::timestamptz, $9::timestamptz, $10::text, $11::jsonb
+    SELECT $6::varchar, $1::bigint, $16::varchar, $7::jsonb, $2::varchar, $8::varchar,
+           '[]'::jsonb, $9::timestamptz, $9::timestamptz, $9::timestamptz, $10::text, $11::jsonb
     FROM allowed
     RETURNING *
 ), created AS (
     INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
-    SELECT id, $9::timestamptz, 'created', 'api', NULL, 'queued', '{}'::jsonb FROM j
+    SELECT j.id, $9::timestamptz, e.kind, e.source, e.from_status, e.to_status, e.detail
+    FROM j CROSS JOIN jsonb_to_recordset($15::jsonb)
+        AS e(kind varchar, source varchar, from_status varchar, to_status varchar, detail jsonb)
 ), counted AS (
     INSERT INTO status_counts (client_id, status, shard, n)
-    SELECT $1::bigint, 'queued', (j.id % $12::integer)::integer, 1 FROM j
+    SELECT $1::bigint, $16::varchar, (j.id % $12::integer)::integer, 1 FROM j
     ON CONFLICT (client_id, status, shard) DO UPDATE SET n = status_counts.n + 1
 )
 SELECT

@@ -86,11 +86,11 @@ DELETE FROM rate_windows WHERE client_id = :client_id AND window_start < :start
 
 -- name: count_unfinished
 SELECT COALESCE(sum(n), 0) FROM status_counts
-WHERE client_id = :client_id AND status IN ('queued', 'processing')
+WHERE client_id = :client_id AND status IN ({UNFINISHED})
 
 -- name: insert_job
 INSERT INTO jobs (public_id, client_id, status, request, idempotency_key, request_hash, output,
                   created_at, updated_at, next_poll_at, callback_url, metadata)
-VALUES (:public_id, :client_id, 'queued', :request, :key, :request_hash, '[]',
+VALUES (:public_id, :client_id, :status, :request, :key, :request_hash, '[]',
         :now, :now, :now, :callback_url, :metadata)
 RETURNING *
