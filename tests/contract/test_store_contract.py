@@ -5,130 +5,29 @@ fast paths to the general ones; on SQLite it pins what the general path does."""
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from service.domain import callbacks, changes
 from service.domain.changes import Change, JobError, Note, Policy
 from service.domain.decisions import Ask, Refusal, WebhookCall
-from service.domain.jobs import Job
-from service.domain.replies import ProviderReply
 from service.domain.requests import JobRequest
 from service.domain.states import JobStatus
-from service.provider.replies import parse_reply
 from service.store import Store
-from service.store.migrate import upgrade
 from service.store.records import (
     Created,
     CreationLimits,
     RateLimited,
 )
+from tests.contract.transcripts import agree, reply, transcript
 from tests.factories import IMAGE, accepted, client_id, queued_job, to
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
 POLICY = Policy(eta_grace_seconds=10, job_timeout_seconds=3600)
 CB = "http://127.0.0.1:9/hook"
-
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("contract") / "template.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-async def reference(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh SQLite store, migrated: the reference every backend must match."""
-    path = tmp_path / "reference.db"
-    shutil.copy(sqlite_template, path)
-    s = Store.connect(f"sqlite+aiosqlite:///{path}")
-    yield s
-    await s.close()
-
-
-Scenario = Callable[[Store], Awaitable[Any]]
-
-
-async def agree(store: Store, reference: Store, scenario: Scenario) -> Any:
-    """Run `scenario` on both stores; their transcripts must be equal. Returns it."""
-    mine = await scenario(store)
-    theirs = await scenario(reference)
-    assert mine == theirs, first_difference(mine, theirs)
-    return mine
-
-
-def first_difference(a: Any, b: Any, path: str = "") -> str:
-    """Where two transcripts part, to read in a failure."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
-            if a.get(key) != b.get(key):
-                return first_difference(a.get(key), b.get(key), f"{path}.{key}")
-    elif isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            if x != y:
-                return first_difference(x, y, f"{path}[{i}]")
-    return f"{path or 'transcript'}: {a!r} (backend under test) != {b!r} (SQLite reference)"
-
-
-def view(job: Job | None) -> dict[str, Any] | None:
-    """A job without what differs by backend only (row ids)."""
-    if job is None:
-        return None
-    out = {k: v for k, v in job.__dict__.items() if k not in ("id", "public_id", "client_id")}
-    out["status"] = job.status.value
-    return out
-
-
-def masked(detail: Any) -> Any:
-    if isinstance(detail, dict):
-        return {k: masked(v) for k, v in detail.items()}
-    if isinstance(detail, str) and detail.startswith("msg_"):
-        return "msg_*"
-    return detail
-
-
-async def history(store: Store, job: Job) -> list[tuple[Any, ...]]:
-    return [
-        (e.kind, e.source, e.from_status, e.to_status, masked(e.detail), e.at)
-        for e in await store.jobs.list_events(job.id)
-    ]
-
-
-async def outbox(store: Store, job: Job) -> dict[str, Any] | None:
-    d = await store.callbacks.delivery_of_job(job.id)
-    if d is None:
-        return None
-    out = {k: v for k, v in d.__dict__.items() if k not in ("id", "job_id", "client_id")}
-    out["webhook_id"] = d.webhook_id[:4]
-    if d.body is not None:  # the job's own ids differ by backend
-        body = json.loads(d.body)
-        del body["data"]["id"], body["data"]["track_id"]
-        out["body"] = body
-    return out
-
-
-async def transcript(store: Store, job: Job) -> dict[str, Any]:
-    fresh = await store.jobs.get_job_by_id(job.id)
-    return {
-        "job": view(fresh),
-        "events": await history(store, job),
-        "counts": await store.stats.counts_by_status(),
-        "outbox": await outbox(store, job),
-    }
-
-
-def reply(status: str, **body: Any) -> ProviderReply:
-    """A provider reply as the client normalises it (`id`, `eta`, `output`, `message`…)."""
-    return parse_reply({"status": status, **body})
 
 
 # --- creation --------------------------------------------------------------------------------
@@ -352,8 +251,8 @@ async def test_cancel_and_timeout(store: Store, reference: Store) -> None:
     async def scenario(s: Store) -> Any:
         cid = await client_id(s)
         queued = await queued_job(s, cid, T0)
-        running = await queued_job(s, cid, T0)
-        running = (await s.changes.apply_change(running, accepted(T0), T0)).job
+        fresh = await queued_job(s, cid, T0)
+        running = (await s.changes.apply_change(fresh, accepted(T0), T0)).job
         assert running is not None
         out = [
             (await s.changes.apply_change(queued, changes.cancel(), T0)).changed,
@@ -533,7 +432,8 @@ def test_the_contract_covers_every_store_method() -> None:
         "series.usage_since",  # tests/e2e/test_series.py
         "series.forget_minutes",  # tests/integration/test_series_store.py
     }
-    text = Path(__file__).read_text()
+    here = Path(__file__).parent
+    text = Path(__file__).read_text() + (here / "transcripts.py").read_text()
     missing = {m for m in methods - elsewhere if f".{m}(" not in text}
     assert not missing
 

@@ -156,7 +156,7 @@ WITH prior AS (
 )
 SELECT
     (SELECT count FROM window_count) AS window_count,
-    (SELECT n FROM open) AS unfinished,
+    (SELECT n FROM open WHERE NOT EXISTS (SELECT 1 FROM prior)) AS unfinished,
     (SELECT id FROM prior) AS prior_id,
     (SELECT created_at FROM prior) AS prior_created_at,
     (SELECT request_hash FROM prior) AS prior_hash,
