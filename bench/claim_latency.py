@@ -65,10 +65,12 @@ async def measure(engine: AsyncEngine) -> dict[str, tuple[float, float]]:
     return {
         "select 1 (baseline)": ms(await timed(engine, text("SELECT 1"), rollback=True)),
         "claim queued x16": ms(
-            await timed(engine, q.claim_due(JobStatus.QUEUED, NOW, "b", lease, 16), True)
+            await timed(engine, q.claim_due(JobStatus.QUEUED, q.Lease(NOW, "b", lease, 16)), True)
         ),
         "claim processing x16": ms(
-            await timed(engine, q.claim_due(JobStatus.PROCESSING, NOW, "b", lease, 16), True)
+            await timed(
+                engine, q.claim_due(JobStatus.PROCESSING, q.Lease(NOW, "b", lease, 16)), True
+            )
         ),
         "inflight count": ms(await timed(engine, q.count_inflight(NOW), True)),
         # an Idempotency-Key of the first thousands seeded: there at both sizes

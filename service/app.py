@@ -53,22 +53,13 @@ log = logging.getLogger("service.app")
 def simulator_config(
     settings: Settings, public_url: str, api_key: str, trusted_webhook_base: str | None = None
 ) -> SimulatorConfig:
-    return SimulatorConfig(
+    return settings.taken(
+        SimulatorConfig,
+        "sim_",
         public_url=public_url,
         api_key=api_key,
-        allow_private_urls=settings.sim_allow_private_urls,
         trusted_webhook_base=trusted_webhook_base,
         max_body_bytes=settings.max_body_bytes,
-        eta_seconds=settings.sim_eta_seconds,
-        webhook_drop_rate=settings.sim_webhook_drop_rate,
-        webhook_duplicate_rate=settings.sim_webhook_duplicate_rate,
-        webhook_delay_seconds=settings.sim_webhook_delay_seconds,
-        failure_rate=settings.sim_failure_rate,
-        webhook_reorder_rate=settings.sim_webhook_reorder_rate,
-        queue_limit=settings.sim_queue_limit,
-        error_rate=settings.sim_error_rate,
-        fetch_delay_seconds=settings.sim_fetch_delay_seconds,
-        seed=settings.sim_seed,
     )
 
 

@@ -6,9 +6,10 @@ listed in the README's settings table.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from service.domain.circuit import Circuit
     from service.edge import EdgeLimits
 
+T = TypeVar("T")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./outpaint-jobs.db"
 SIMULATOR_MOUNT = "/simulator"
 ADMIN_KEY_NAME = "outpaint-jobs.admin-key"
@@ -147,29 +149,28 @@ class Settings(BaseSettings):
 
         return parse_schedule(self.callback_retry_schedule)
 
+    def taken(self, cls: type[T], prefix: str = "", **given: Any) -> T:
+        """The dataclass `cls` made of `given` and of the settings named like its other
+        fields (after `prefix`); a field no setting names keeps its default."""
+        named = {f.name for f in dataclasses.fields(cls)} - given.keys()  # type: ignore[arg-type]
+        values = {
+            n: getattr(self, prefix + n) for n in named if prefix + n in type(self).model_fields
+        }
+        return cls(**values, **given)
+
     @property
     def policy(self) -> Policy:
         """The timing every decision about a job takes (service.domain.changes)."""
         from service.domain.changes import Policy
 
-        return Policy(
-            eta_grace_seconds=self.eta_grace_seconds,
-            job_timeout_seconds=self.job_timeout_seconds,
-            poll_backoff_base_seconds=self.poll_backoff_base_seconds,
-            poll_backoff_max_seconds=self.poll_backoff_max_seconds,
-            retry_backoff_base_seconds=self.retry_backoff_base_seconds,
-            retry_backoff_max_seconds=self.retry_backoff_max_seconds,
-        )
+        return self.taken(Policy)
 
     def circuit(self) -> Circuit:
         """A new provider circuit with these settings (one per process)."""
         from service.domain.circuit import Circuit
 
-        return Circuit(
-            threshold=self.provider_circuit_threshold,
-            open_seconds=self.provider_circuit_open_seconds,
-            max_open_seconds=self.provider_circuit_max_open_seconds,
-            probe_seconds=2 * self.provider_timeout_seconds + 5,
+        return self.taken(
+            Circuit, "provider_circuit_", probe_seconds=2 * self.provider_timeout_seconds + 5
         )
 
     @property

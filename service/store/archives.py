@@ -88,7 +88,7 @@ class ArchiveStore:
     async def claim_archives(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[ArchiveTask]:
-        stmt = qa.claim_archives(now, owner, lease_until, limit)
+        stmt = qa.claim_archives(q.Lease(now, owner, lease_until, limit))
         return await self.db.run(lambda conn: [_task(r._mapping) for r in conn.execute(stmt).all()])
 
     async def settle(

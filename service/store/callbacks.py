@@ -25,7 +25,7 @@ class CallbackStore:
     async def claim_deliveries(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[Delivery]:
-        stmt = q.claim_deliveries(now, owner, lease_until, limit)
+        stmt = q.claim_deliveries(q.Lease(now, owner, lease_until, limit))
         return await self.db.run(
             lambda conn: [delivery_from_row(r) for r in conn.execute(stmt).all()]
         )

@@ -139,10 +139,7 @@ class JobStore:
                     return []
             stmt = q.claim_due(
                 JobStatus.QUEUED,
-                now,
-                owner,
-                lease_until,
-                n,
+                q.Lease(now, owner, lease_until, n),
                 extra={
                     "submit_attempts": jobs.c.submit_attempts + 1,
                     "crashed_submits": q.crashed_claim_count(),
@@ -155,7 +152,7 @@ class JobStore:
     async def claim_for_poll(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[Job]:
-        stmt = q.claim_due(JobStatus.PROCESSING, now, owner, lease_until, limit)
+        stmt = q.claim_due(JobStatus.PROCESSING, q.Lease(now, owner, lease_until, limit))
         return await self.db.run(
             lambda conn: _in_due_order(job_from_row(r) for r in conn.execute(stmt).all())
         )

@@ -67,18 +67,16 @@ class Backend:
                 return (job_from_mapping(found) if found is not None else None), False
         return job_from_mapping(record), True
 
-    async def count_webhook(self, c: WebhookCount) -> Job | None:
+    async def _job(self, statement: str, *args: Any) -> Job | None:
+        """Run `statement`; the job it returns, if any."""
         async with self.db.driver() as driver:
-            record = await driver.fetchrow(
-                SQL["count_webhook"],
-                c.job_id,
-                c.status,
-                c.webhooks,
-                c.now,
-                _events(c.events),
-                q.WATCH_CHANNEL,
-            )
+            record = await driver.fetchrow(SQL[statement], *args)
         return job_from_mapping(record) if record is not None else None
+
+    async def count_webhook(self, c: WebhookCount) -> Job | None:
+        events = _events(c.events)
+        args = (c.job_id, c.status, c.webhooks, c.now, events, q.WATCH_CHANNEL)
+        return await self._job("count_webhook", *args)
 
     async def record_events(self, job_id: int, now: datetime, events: tuple[Note, ...]) -> None:
         async with self.db.driver() as driver:
@@ -87,9 +85,7 @@ class Backend:
             )
 
     async def get_job(self, job_id: int) -> Job | None:
-        async with self.db.driver() as driver:
-            record = await driver.fetchrow(SQL["get_job"], job_id)
-        return job_from_mapping(record) if record is not None else None
+        return await self._job("get_job", job_id)
 
     async def find_active_key(self, key_hash: str) -> Mapping[str, Any] | None:
         async with self.db.driver() as driver:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Column,
@@ -231,52 +231,50 @@ def _claimable(table: Table, now: datetime) -> ColumnElement[bool]:
     return or_(table.c.lease_expires_at.is_(None), table.c.lease_expires_at < now)
 
 
-def _leased_claim(
+class Lease(NamedTuple):
+    """A claim being taken: at `now`, by `owner`, until `until`, of `limit` rows at most."""
+
+    now: datetime
+    owner: str
+    until: datetime
+    limit: int
+
+
+def leased_claim(
     table: Table,
     due_column: Column[Any],
     condition: ColumnElement[bool],
-    now: datetime,
-    owner: str,
-    lease_until: datetime,
-    limit: int,
+    lease: Lease,
     extra: Mapping[str, Any] | None = None,
 ) -> Update:
-    """Claim up to `limit` due rows in one statement, stamping a lease.
+    """Claim up to `lease.limit` due rows in one statement, stamping a lease.
 
     PostgreSQL: a CTE `FOR UPDATE SKIP LOCKED` then `UPDATE … FROM cte RETURNING`, so
     replicas never claim the same row. SQLite drops the lock clause; its single writer
     (BEGIN IMMEDIATE) gives the same guarantee.
     """
+    now = lease.now
     due = (
         select(table.c.id)
         .where(condition, due_column <= now, _claimable(table, now))
         .order_by(due_column, table.c.id)
-        .limit(limit)
+        .limit(lease.limit)
         .with_for_update(skip_locked=True)
         .cte("due")
     )
     return (
         update(table)
         .where(table.c.id == due.c.id)
-        .values(lease_owner=owner, lease_expires_at=lease_until, **(extra or {}))
+        .values(lease_owner=lease.owner, lease_expires_at=lease.until, **(extra or {}))
         .returning(*table.c)
     )
 
 
-def claim_due(
-    status: JobStatus,
-    now: datetime,
-    owner: str,
-    lease_until: datetime,
-    limit: int,
-    extra: Mapping[str, Any] | None = None,
-) -> Update:
+def claim_due(status: JobStatus, lease: Lease, extra: Mapping[str, Any] | None = None) -> Update:
     """The submitter's (queued) and the sweeper's (processing) claim."""
     # Inlined, not bound: the planner must see the literal to use the partial index.
     condition = jobs.c.status == bindparam("claim_status", status.value, literal_execute=True)
-    return _leased_claim(
-        jobs, jobs.c.next_poll_at, condition, now, owner, lease_until, limit, extra
-    )
+    return leased_claim(jobs, jobs.c.next_poll_at, condition, lease, extra)
 
 
 def claim_one(
@@ -486,13 +484,13 @@ def set_default_callback(name: str, url: str | None) -> Update:
     return update(clients).where(clients.c.name == name).values(default_callback_url=url)
 
 
-def claim_deliveries(now: datetime, owner: str, lease_until: datetime, limit: int) -> Update:
+def claim_deliveries(lease: Lease) -> Update:
     """The notifier's claim: the same leased claim as the jobs'."""
     d = callback_deliveries
     condition = d.c.status.in_(
         [bindparam(f"due_{s}", s, literal_execute=True) for s in ("pending", "failing")]
     )
-    return _leased_claim(d, d.c.next_attempt_at, condition, now, owner, lease_until, limit)
+    return leased_claim(d, d.c.next_attempt_at, condition, lease)
 
 
 def finish_attempt(delivery_id: int, owner: str, values: Mapping[str, Any]) -> Update:

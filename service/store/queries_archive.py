@@ -19,7 +19,7 @@ from sqlalchemy import (
     update,
 )
 
-from service.store.queries import FINISHED, _leased_claim, add_rows
+from service.store.queries import FINISHED, Lease, add_rows, leased_claim
 from service.store.tables import (
     archive_counts,
     callback_deliveries,
@@ -32,10 +32,10 @@ from service.store.tables import (
 a = output_archives
 
 
-def claim_archives(now: datetime, owner: str, lease_until: datetime, limit: int) -> Update:
+def claim_archives(lease: Lease) -> Update:
     """The archiver's claim: the same leased claim as the jobs' (partial index on pending)."""
     condition = a.c.status == bindparam("archive_status", "pending", literal_execute=True)
-    return _leased_claim(a, a.c.next_attempt_at, condition, now, owner, lease_until, limit)
+    return leased_claim(a, a.c.next_attempt_at, condition, lease)
 
 
 def settle_archive(

@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row
 
 from service.domain.jobs import Event, Job
 from service.domain.requests import JobRequest
 from service.domain.states import JobStatus
+
+D = TypeVar("D")
 
 
 @dataclass(frozen=True)
@@ -61,23 +63,7 @@ class ClientSecrets:
 
 
 def delivery_from_row(row: Row[Any]) -> Delivery:
-    m = row._mapping
-    return Delivery(
-        id=m["id"],
-        job_id=m["job_id"],
-        client_id=m["client_id"],
-        webhook_id=m["webhook_id"],
-        event_type=m["event_type"],
-        url=m["url"],
-        body=m["body"],
-        status=m["status"],
-        attempts=m["attempts"],
-        schedule_step=m["schedule_step"],
-        next_attempt_at=m["next_attempt_at"],
-        last_status_code=m["last_status_code"],
-        last_error=m["last_error"],
-        lease_owner=m["lease_owner"],
-    )
+    return from_mapping(Delivery, row._mapping)
 
 
 @dataclass(frozen=True)
@@ -105,55 +91,36 @@ def job_from_row(row: Row[Any]) -> Job:
 
 def job_from_mapping(m: Any) -> Job:
     """From a SQLAlchemy row mapping or an asyncpg Record."""
-    return Job(
-        id=m["id"],
-        public_id=m["public_id"],
-        client_id=m["client_id"],
+    return from_mapping(
+        Job,
+        m,
         status=JobStatus(m["status"]),
-        request=m["request"],
-        provider_id=m["provider_id"],
-        eta_at=m["eta_at"],
-        fetch_result=m["fetch_result"],
         output=list(m["output"] or []),
-        error_code=m["error_code"],
-        error_message=m["error_message"],
-        provider_status=m["provider_status"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        submitted_at=m["submitted_at"],
-        completed_at=m["completed_at"],
-        next_poll_at=m["next_poll_at"],
-        polls=m["polls"],
-        webhooks=m["webhooks"],
-        attempts=m["attempts"],
-        submit_attempts=m["submit_attempts"],
-        crashed_submits=m["crashed_submits"],
-        version=m["version"],
-        lease_owner=m["lease_owner"],
-        lease_expires_at=m["lease_expires_at"],
-        callback_url=m["callback_url"],
-        callback_status=m["callback_status"],
         metadata=m["metadata"] or {},
-        refreshed_at=m["refreshed_at"],
-        archive_status=m["archive_status"],
-        outputs=m["outputs"],
-        archive_error=m["archive_error"],
-        settled_at=m["settled_at"],
     )
 
 
 def event_from_row(row: Row[Any]) -> Event:
     m = row._mapping
-    return Event(
-        id=m["id"],
-        job_id=m["job_id"],
-        at=m["at"],
-        kind=m["kind"],
-        source=m["source"],
-        from_status=m["from_status"],
-        to_status=m["to_status"],
-        detail=m["detail"] or {},
-    )
+    return from_mapping(Event, m, detail=m["detail"] or {})
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def from_mapping(cls: type[D], m: Any, **converted: Any) -> D:
+    """The dataclass `cls` from a row whose columns are named like its fields (a
+    SQLAlchemy mapping or an asyncpg Record); `converted` gives the values that need more
+    than reading."""
+    values = {n: m[n] for n in _field_names(cls) if n not in converted}
+    return cls(**values, **converted)
 
 
 @dataclass(frozen=True)

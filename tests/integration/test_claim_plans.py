@@ -28,8 +28,16 @@ LEASE = NOW + timedelta(seconds=60)
 
 # (name, statement, the index it must use, or None for "any index")
 QUERIES: list[tuple[str, Any, str | None]] = [
-    ("submit claim", q.claim_due(JobStatus.QUEUED, NOW, "w", LEASE, 16), "ix_jobs_submit_due"),
-    ("poll claim", q.claim_due(JobStatus.PROCESSING, NOW, "w", LEASE, 16), "ix_jobs_poll_due"),
+    (
+        "submit claim",
+        q.claim_due(JobStatus.QUEUED, q.Lease(NOW, "w", LEASE, 16)),
+        "ix_jobs_submit_due",
+    ),
+    (
+        "poll claim",
+        q.claim_due(JobStatus.PROCESSING, q.Lease(NOW, "w", LEASE, 16)),
+        "ix_jobs_poll_due",
+    ),
     ("capacity count", q.count_inflight(NOW), None),
     ("overdue", q.count_overdue(NOW, None), None),
     ("oldest processing", q.oldest_processing(None), None),
@@ -39,7 +47,7 @@ QUERIES: list[tuple[str, Any, str | None]] = [
     ("completed last hour", q.count_completed_since(NOW - timedelta(hours=1), None), None),
     ("completion times", q.completion_times(NOW - timedelta(hours=1), None, 1000), None),
     ("callbacks by status", q.count_deliveries_by_status(None), None),
-    ("archive claim", qa.claim_archives(NOW, "w", LEASE, 16), "ix_output_archives_due"),
+    ("archive claim", qa.claim_archives(q.Lease(NOW, "w", LEASE, 16)), "ix_output_archives_due"),
     ("archive backlog", qa.archive_backlog(), "ix_output_archives_due"),
     ("stored outputs to delete", qa.stored_of_finished(NOW - timedelta(days=2), 500), None),
     ("prune keeping stored outputs", q.prune_batch(NOW - timedelta(days=2), 500, True), None),

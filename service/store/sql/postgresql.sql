@@ -1,5 +1,6 @@
 -- Statements run verbatim on PostgreSQL (as prepared statements on the asyncpg connection).
--- Parameters are positional ($1, $2, …), each cast to its type.
+-- Parameters are positional ($1, $2, …), each cast to its type. `{EVENTS($n)}` is the rows
+-- of the events in parameter $n (a JSON array), in order, as `e` (service/store/sql).
 
 -- name: apply_change
 -- Apply one planned change in one statement, when the job is still where the caller
@@ -44,10 +45,7 @@ WITH upd AS (
 ), events AS (
     INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
     SELECT upd.id, $6::timestamptz, e.kind, e.source, e.from_status, e.to_status, e.detail
-    FROM upd CROSS JOIN ROWS FROM (
-        jsonb_to_recordset($22::jsonb)
-            AS (kind varchar, source varchar, from_status varchar, to_status varchar, detail jsonb)
-    ) WITH ORDINALITY AS e(kind, source, from_status, to_status, detail, ord)
+    FROM upd CROSS JOIN {EVENTS($22)}
     ORDER BY e.ord
 ), counts AS (
     INSERT INTO status_counts (client_id, status, shard, n)
@@ -90,10 +88,7 @@ WITH upd AS (
 ), events AS (
     INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
     SELECT upd.id, $4::timestamptz, e.kind, e.source, e.from_status, e.to_status, e.detail
-    FROM upd CROSS JOIN ROWS FROM (
-        jsonb_to_recordset($5::jsonb)
-            AS (kind varchar, source varchar, from_status varchar, to_status varchar, detail jsonb)
-    ) WITH ORDINALITY AS e(kind, source, from_status, to_status, detail, ord)
+    FROM upd CROSS JOIN {EVENTS($5)}
     ORDER BY e.ord
 )
 SELECT upd.*,
@@ -147,8 +142,7 @@ WITH prior AS (
 ), created AS (
     INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
     SELECT j.id, $9::timestamptz, e.kind, e.source, e.from_status, e.to_status, e.detail
-    FROM j CROSS JOIN jsonb_to_recordset($15::jsonb)
-        AS e(kind varchar, source varchar, from_status varchar, to_status varchar, detail jsonb)
+    FROM j CROSS JOIN {EVENTS($15)}
 ), counted AS (
     INSERT INTO status_counts (client_id, status, shard, n)
     SELECT $1::bigint, $16::varchar, (j.id % $12::integer)::integer, 1 FROM j
@@ -178,10 +172,7 @@ DELETE FROM rate_windows WHERE client_id = $1::bigint AND window_start < $2::tim
 WITH events AS (
     INSERT INTO job_events (job_id, at, kind, source, from_status, to_status, detail)
     SELECT $1::bigint, $2::timestamptz, e.kind, e.source, e.from_status, e.to_status, e.detail
-    FROM ROWS FROM (
-        jsonb_to_recordset($3::jsonb)
-            AS (kind varchar, source varchar, from_status varchar, to_status varchar, detail jsonb)
-    ) WITH ORDINALITY AS e(kind, source, from_status, to_status, detail, ord)
+    FROM {EVENTS($3)}
     ORDER BY e.ord
 )
 SELECT CASE WHEN EXISTS (SELECT 1 FROM job_watchers w WHERE w.job_id = $1::bigint)
