@@ -39,13 +39,13 @@ from service.api.problems import EXCEPTION_HANDLERS
 from service.outputs_admin import warn_if_elsewhere
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
+from service.runtime.services import Runtime
+from service.runtime.watchers import Watchers
 from service.settings import SIMULATOR_MOUNT, Settings
 from service.store import Store
 from service.store.objects import Objects, StoreHealth, StoreUnusable
-from service.workers.context import WorkContext
 from service.workers.runner import Workers
 from service.workers.series import SeriesFlusher
-from service.workers.watchers import Watchers
 
 log = logging.getLogger("service.app")
 
@@ -158,19 +158,19 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
         )
         if objects is not None:
             await warn_if_elsewhere(store, objects)
-        work = WorkContext(
+        runtime = Runtime(
             settings=settings,
             store=store,
             provider=provider,
             webhook_secret=await store.clients.webhook_secret(settings.webhook_secret),
             objects=objects,
         )
-        logs.register_secret(work.webhook_secret)
+        logs.register_secret(runtime.webhook_secret)
         logs.register_secret(settings.provider_key)
-        workers = Workers(work) if run_workers else None
+        workers = Workers(runtime) if run_workers else None
         watchers = Watchers(
             store,
-            work.clock,
+            runtime.clock,
             max_waiters=settings.max_waiters,
             max_waiters_per_client=settings.max_waiters_per_client,
             database_url=None if settings.is_sqlite else settings.database_url,
@@ -178,7 +178,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
         app.state.ctx = ApiContext(
             settings=settings,
             store=store,
-            work=work,
+            runtime=runtime,
             workers=workers,
             watchers=watchers,
             output_store=StoreHealth(objects) if objects is not None else None,
@@ -189,7 +189,7 @@ def create_app(settings: Settings, *, run_workers: bool = True, api: bool = True
                 settings.provider_base_url,
             )
         flusher = SeriesFlusher(
-            store, work.clock, settings.series_flush_seconds, archive=objects is not None
+            store, runtime.clock, settings.series_flush_seconds, archive=objects is not None
         )
         flusher.start()
         if api:

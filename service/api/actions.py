@@ -21,9 +21,9 @@ from service.domain.decisions import Ask
 from service.domain.jobs import Job
 from service.domain.states import JobStatus
 from service.domain.wakeups import Wake
+from service.runtime.polling import poll_job
+from service.runtime.services import new_owner
 from service.store.records import Principal
-from service.workers.context import new_owner
-from service.workers.poller import poll_job
 
 
 def _answer(principal: Principal, job: Job, empty_status: int) -> Response:
@@ -38,7 +38,7 @@ async def cancel_job(request: Request) -> Response:
     principal, job = await writable_job(request)
     ctx = ctx_of(request)
     cancel = Ask(changes.cancel(principal.key_prefix), refuse_finished=True)
-    applied = await ctx.store.changes.settle(job.id, cancel, ctx.work.clock(), job)
+    applied = await ctx.store.changes.settle(job.id, cancel, ctx.runtime.clock(), job)
     if applied.refusal is not None:
         raise refused(applied.refusal, applied.job)
     ctx.finished(applied)
@@ -52,7 +52,7 @@ async def refresh_job(request: Request) -> Response:
     principal, job = await writable_job(request)
     ctx = ctx_of(request)
     if job.status is JobStatus.PROCESSING:
-        provider = ctx.work.provider
+        provider = ctx.runtime.provider
         if provider.may_call(1) == 0:
             raise Problem(
                 503,
@@ -66,15 +66,15 @@ async def refresh_job(request: Request) -> Response:
                 },
             )
         owner = new_owner("refresh")
-        now = ctx.work.clock()
+        now = ctx.runtime.clock()
         interval = ctx.settings.refresh_interval_seconds
         claimed = await ctx.store.jobs.claim_for_refresh(
-            job.id, now, owner, ctx.work.lease_until(now), interval
+            job.id, now, owner, ctx.runtime.lease_until(now), interval
         )
         provider.unused(1, 1 if claimed is not None else 0)
         if claimed is not None:
             applied = await poll_job(
-                ctx.work,
+                ctx.runtime,
                 claimed,
                 owner,
                 source="refresh",
@@ -111,7 +111,7 @@ async def replay_callback(request: Request) -> Response:
             type_="no-callback-yet",
         )
     delivery = await ctx.store.callbacks.replay_callback(
-        job.id, ctx.work.clock(), principal.key_prefix
+        job.id, ctx.runtime.clock(), principal.key_prefix
     )
     if delivery is None:
         raise Problem(

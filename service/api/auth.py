@@ -27,7 +27,7 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not key.strip():
         raise _unauthorized("Send `Authorization: Bearer KEY`.")
     ctx = ctx_of(request)
-    principal = await ctx.store.clients.authenticate(key.strip(), ctx.work.clock())
+    principal = await ctx.store.clients.authenticate(key.strip(), ctx.runtime.clock())
     if principal is None:
         raise _unauthorized("The key is unknown or revoked.")
     return principal

@@ -8,21 +8,20 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from service.domain.wakeups import Wake
+from service.runtime.services import Runtime, Wakes
+from service.runtime.watchers import Watchers
 from service.settings import Settings
 from service.store import Store
 from service.store.changes import Applied
 from service.store.objects import StoreHealth
-from service.workers.context import WorkContext
-from service.workers.runner import Workers
-from service.workers.watchers import Watchers
 
 
 @dataclass
 class ApiContext:
     settings: Settings
     store: Store
-    work: WorkContext
-    workers: Workers | None
+    runtime: Runtime
+    workers: Wakes | None  # this process's workers, when it runs them
     watchers: Watchers
     metrics_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     metrics_refreshed_at: float = float("-inf")

@@ -25,7 +25,7 @@ from service.api.representations import decode_cursor, encode_cursor, event_json
 from service.api.waiting import acquire
 from service.domain.jobs import Event, Job
 from service.domain.settling import is_settled, may_settle, settles
-from service.workers.watchers import Waiter
+from service.runtime.watchers import Waiter
 
 EVENTS_PAGE = 100
 EVENTS_PAGE_MAX = 500

@@ -75,7 +75,7 @@ async def _can_write(ctx: ApiContext) -> str:
     disk must have room left (its WAL can absorb small writes on a full disk)."""
     try:
         async with asyncio.timeout(3):
-            await ctx.store.stats.probe_write(ctx.work.clock())
+            await ctx.store.stats.probe_write(ctx.runtime.clock())
     except Exception as exc:
         return f"failing: {unavailable(exc) or type(exc).__name__}"
     free = ctx.store.free_disk_bytes()

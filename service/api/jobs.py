@@ -135,7 +135,7 @@ async def create_job(request: Request) -> Response:
             await check_image(job_request.image, s.allow_private_callbacks)
         except UnsafeCallback as exc:
             raise _unsafe("image", exc) from None
-    now = ctx.work.clock()
+    now = ctx.runtime.clock()
     limits = CreationLimits(s.client_jobs_per_minute, s.client_max_unfinished)
     result = await ctx.store.jobs.create_job(principal.client_id, job_request, key, now, limits)
     if not can_read(principal):  # it learns the job's id (Location), nothing more

@@ -27,8 +27,8 @@ PARAMETER = "token"
 async def create_event_link(request: Request) -> Response:
     principal, job = await visible_job(request, JOBS_READ, OPS_READ)
     ctx = ctx_of(request)
-    expires_at = ctx.work.clock() + timedelta(seconds=ctx.settings.event_link_ttl_seconds)
-    token = make_link(ctx.work.webhook_secret, job.id, principal.key_id, expires_at)
+    expires_at = ctx.runtime.clock() + timedelta(seconds=ctx.settings.event_link_ttl_seconds)
+    token = make_link(ctx.runtime.webhook_secret, job.id, principal.key_id, expires_at)
     url = f"{ctx.settings.base_url}/v1/jobs/{job.public_id}/events?{PARAMETER}={token}"
     return JSONResponse(
         {"url": url, "expires_at": rfc3339(expires_at)},
@@ -47,7 +47,9 @@ async def linked_job(request: Request) -> tuple[Principal, Job]:
     """The job an event link in the query names, for the key that made it (which must
     still be active and still able to read that job); 401 otherwise."""
     ctx = ctx_of(request)
-    grant = read_link(ctx.work.webhook_secret, request.query_params[PARAMETER], ctx.work.clock())
+    grant = read_link(
+        ctx.runtime.webhook_secret, request.query_params[PARAMETER], ctx.runtime.clock()
+    )
     job_id = request.path_params["job_id"]
     if grant is None or not is_job_id(job_id):
         raise _refused()

@@ -26,7 +26,7 @@ async def _refresh(ctx: ApiContext) -> None:
     async with ctx.metrics_lock:
         if time.monotonic() - ctx.metrics_refreshed_at < ctx.settings.metrics_refresh_seconds:
             return
-        now = ctx.work.clock()
+        now = ctx.runtime.clock()
         metrics.STATE.jobs = await ctx.store.stats.counts_by_status()
         metrics.STATE.callbacks = await ctx.store.callbacks.deliveries_by_status()
         metrics.STATE.sweeper_lag_seconds = await ctx.store.stats.sweeper_lag_seconds(now)

@@ -23,7 +23,7 @@ async def get_output(request: Request) -> Response:
     _principal, job = await visible_job(request, JOBS_READ, OPS_READ)
     ctx = ctx_of(request)
     n = ascii_int(request.path_params["n"])
-    current = ctx.work.objects
+    current = ctx.runtime.objects
     fits = n is not None and n <= MAX_OUTPUT_INDEX  # what job_outputs.n holds
     stored = await ctx.store.archives.output(job.id, n) if fits and n is not None else None
     if current is None or stored is None or stored.object_key is None or stored.sha256 is None:

@@ -25,7 +25,7 @@ async def get_series(request: Request) -> Response:
     if window not in series.WINDOWS:
         raise invalid("window", "must be 1h, 24h or 7d", "enum")
     ctx = ctx_of(request)
-    now = ctx.work.clock()
+    now = ctx.runtime.clock()
     start = series.since(now, window)
     rows = await ctx.store.series.minutes_since(start)
     usage = await ctx.store.series.usage_since((now - timedelta(days=DAYS[window])).date())

@@ -29,12 +29,12 @@ async def stats(request: Request) -> Response:
         if client_id is None:
             raise not_found("Client")
     body = await ctx.store.stats.stats(
-        ctx.work.clock(), ctx.settings.eta_grace_seconds, window, client_id
+        ctx.runtime.clock(), ctx.settings.eta_grace_seconds, window, client_id
     )
     body["callbacks"] = await ctx.store.callbacks.deliveries_by_status(client_id)
     body["provider"] = await ctx.store.stats.circuit()
     backlog = await ctx.store.archives.backlog()  # the deployment's, whatever `client`
-    now = ctx.work.clock()
+    now = ctx.runtime.clock()
     since = now - timedelta(seconds=delivery.WINDOW_SECONDS)
     came = await ctx.store.series.results_since(since)  # every process's, from the series
     by_webhook, by_poll = came.get("webhook", 0.0), came.get("poll", 0.0)
@@ -45,7 +45,7 @@ async def stats(request: Request) -> Response:
         "lost": delivery.webhooks_lost(by_webhook, by_poll),
     }
     body["archive"] = {
-        "enabled": ctx.work.objects is not None,
+        "enabled": ctx.runtime.objects is not None,
         "pending": backlog.pending,
         "oldest_pending_seconds": (
             round((now - backlog.oldest_pending_at).total_seconds(), 3)

@@ -13,7 +13,7 @@ from service.api.params import ascii_int, int_param
 from service.api.problems import Problem, rate_limited
 from service.domain.jobs import Job
 from service.domain.settling import is_settled
-from service.workers.watchers import TooManyWaiters, Waiter
+from service.runtime.watchers import TooManyWaiters, Waiter
 
 MAX_WAIT_SECONDS = 60
 MAX_VERSION = 10**18 - 1

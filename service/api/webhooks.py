@@ -38,7 +38,7 @@ def _unknown() -> Problem:
 async def modelslab_webhook(request: Request) -> Response:
     ctx = ctx_of(request)
     token = request.path_params["token"]
-    track_id = read_token(ctx.work.webhook_secret, token)
+    track_id = read_token(ctx.runtime.webhook_secret, token)
     if track_id is None:
         log.warning("webhook refused: unknown token")
         raise _unknown()
@@ -56,7 +56,7 @@ async def _receive(request: Request, ctx: ApiContext, token: str, track_id: int)
         raise _refuse(refusal, problem) from None
     reply = parse_reply(redact(data, [token]))
     raw = redact(body.decode("utf-8", errors="replace"), [token])
-    now = ctx.work.clock()
+    now = ctx.runtime.clock()
 
     given = data.get("track_id") if isinstance(data, dict) else None
     rejected = None

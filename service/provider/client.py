@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -92,7 +93,9 @@ class ModelsLabClient:
         self._key = api_key
         # The provider's health, fed by every call; the workers ask it before claiming.
         self.circuit = circuit or Circuit()
-        self.on_circuit_change: Callable[[State], None] | None = None
+        # The circuit's changes, for the workers to follow (`circuit_change`); a process
+        # without workers lets the few newest stand (changes are rare: one per outage).
+        self._changes: asyncio.Queue[State] = asyncio.Queue(maxsize=16)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
@@ -175,8 +178,7 @@ class ModelsLabClient:
             metrics.CIRCUIT.set(CIRCUIT_LEVELS[after])
             if after is State.OPEN:
                 metrics.CIRCUIT_OPENED.inc()
-            if self.on_circuit_change is not None:
-                self.on_circuit_change(after)
+            self._changed(after)
 
     def may_call(self, wanted: int) -> int:
         """How many calls may start now (the circuit: all, the one probe, or none)."""
@@ -184,9 +186,16 @@ class ModelsLabClient:
         granted = self.circuit.capacity(time.monotonic(), wanted)
         if self.circuit.state is not before:
             metrics.CIRCUIT.set(CIRCUIT_LEVELS[self.circuit.state])
-            if self.on_circuit_change is not None:
-                self.on_circuit_change(self.circuit.state)
+            self._changed(self.circuit.state)
         return granted
+
+    def _changed(self, state: State) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self._changes.put_nowait(state)
+
+    async def circuit_change(self) -> State:
+        """The circuit's next change (its state after it), as it happens."""
+        return await self._changes.get()
 
     def unused(self, granted: int, used: int) -> None:
         """Calls granted by `may_call` that were not made (nothing was due)."""

@@ -18,11 +18,11 @@ from PIL import Image
 from service import metrics
 from service.domain import archive
 from service.netguard import Unresolvable, UnsafeCallback, guarded_client
+from service.runtime.services import Runtime
 from service.settings import SIMULATOR_MOUNT
 from service.store.archives import ArchiveTask
 from service.store.objects import Objects, StoreUnusable, describe, failure_kind
 from service.throttle import Throttled
-from service.workers.context import WorkContext
 
 log = logging.getLogger("service.archiver")
 
@@ -98,7 +98,7 @@ def output_url(base_url: str, public_id: str, n: int) -> str:
 
 
 async def archive_job(
-    ctx: WorkContext, objects: Objects, task: ArchiveTask, owner: str, gate: StoreGate | None = None
+    ctx: Runtime, objects: Objects, task: ArchiveTask, owner: str, gate: StoreGate | None = None
 ) -> None:
     job = await ctx.store.jobs.get_job_by_id(task.job_id)
     if job is None:  # pruned meanwhile (its archive row went with it)
@@ -136,7 +136,7 @@ async def archive_job(
 
 
 async def _store_one(
-    ctx: WorkContext, objects: Objects, public_id: str, n: int, url: str
+    ctx: Runtime, objects: Objects, public_id: str, n: int, url: str
 ) -> archive.Stored:
     data = await _download(ctx, url)
     content_type, width, height = _inspect(data)
@@ -151,14 +151,14 @@ async def _store_one(
     )
 
 
-def _trusted(ctx: WorkContext, url: str) -> bool:
+def _trusted(ctx: Runtime, url: str) -> bool:
     """The mounted simulator's own outputs (this service's address, often loopback)."""
     if not ctx.settings.uses_simulator:
         return False
     return url.startswith(f"{ctx.settings.base_url}{SIMULATOR_MOUNT}/outputs/")
 
 
-async def _download(ctx: WorkContext, url: str) -> bytes:
+async def _download(ctx: Runtime, url: str) -> bytes:
     limit = ctx.settings.output_max_bytes
     if not url.startswith(("http://", "https://")):
         raise GiveUp("refused")

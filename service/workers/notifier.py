@@ -13,15 +13,15 @@ from service import metrics
 from service.domain import callbacks
 from service.domain.scheduling import retry_after_seconds
 from service.netguard import UnsafeCallback, guarded_client
+from service.runtime.services import Runtime
 from service.store.records import Delivery
-from service.workers.context import WorkContext
 
 log = logging.getLogger("service.notifier")
 
 HONOUR_RETRY_AFTER = frozenset({429, 503})
 
 
-async def deliver(ctx: WorkContext, delivery: Delivery, owner: str) -> None:
+async def deliver(ctx: Runtime, delivery: Delivery, owner: str) -> None:
     s = ctx.settings
     now = ctx.clock()
     delivery = await ctx.store.callbacks.with_body(delivery, now)

@@ -18,6 +18,8 @@ from service.domain.jobs import Job
 from service.domain.retention import prune_cutoff
 from service.domain.states import TERMINAL
 from service.domain.wakeups import Wake
+from service.runtime.polling import poll_job
+from service.runtime.services import Runtime, new_owner
 from service.store.archives import ArchiveTask
 from service.store.changes import Applied
 from service.store.health import report_failure
@@ -27,9 +29,7 @@ from service.store.records import Delivery
 from service.workers import retention
 from service.workers.archiver import StoreGate, archive_job
 from service.workers.budget import RateBudget
-from service.workers.context import WorkContext, new_owner
 from service.workers.notifier import deliver
-from service.workers.poller import poll_job
 from service.workers.submitter import submit_job
 
 log = logging.getLogger("service.workers")
@@ -71,7 +71,7 @@ class Workers:
     is the in-process signal (and what a NOTIFY from another replica turns into), so work
     starts without waiting for the next idle tick."""
 
-    def __init__(self, ctx: WorkContext) -> None:
+    def __init__(self, ctx: Runtime) -> None:
         self.ctx = ctx
         self.owner = new_owner("worker")
         self._stopping = asyncio.Event()
@@ -80,9 +80,8 @@ class Workers:
         self._wake_sweeper = asyncio.Event()
         self._wake_archiver = asyncio.Event()
         self.objects = ctx.objects
-        ctx.provider.on_circuit_change = self._circuit_changed
+        self._circuit_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[None]] = set()
         self.poll_budget = RateBudget(ctx.settings.poll_rate_per_second)
         self._listener: Listener | None = None
 
@@ -108,22 +107,21 @@ class Workers:
             cause = None
         self.wake(cause)
 
-    def _circuit_changed(self, state: CircuitState) -> None:
+    async def _follow_circuit(self) -> None:
         """The provider came back: what waited on it (queued submits, polls that failed in
         the outage) goes now, at the poll budget's pace. Its state is kept for /v1/stats."""
-        if state is CircuitState.CLOSED:
-            log.warning("provider reachable again: submitting and polling resume")
-            self._wake_submitter.set()
-            self._wake_sweeper.set()
-        elif state is CircuitState.OPEN:
-            log.warning("provider unreachable: submitting and polling pause (one probe at a time)")
-        task = asyncio.get_running_loop().create_task(self._publish_circuit(state))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _publish_circuit(self, state: CircuitState) -> None:
-        with contextlib.suppress(Exception):  # the database may be away too; the next change
-            await self.ctx.store.stats.record_circuit(state.value, self.ctx.clock())
+        while True:
+            state = await self.ctx.provider.circuit_change()
+            if state is CircuitState.CLOSED:
+                log.warning("provider reachable again: submitting and polling resume")
+                self._wake_submitter.set()
+                self._wake_sweeper.set()
+            elif state is CircuitState.OPEN:
+                log.warning(
+                    "provider unreachable: submitting and polling pause (one probe at a time)"
+                )
+            with contextlib.suppress(Exception):  # the database may be away too; the next change
+                await self.ctx.store.stats.record_circuit(state.value, self.ctx.clock())
 
     def finished(self, applied: Applied) -> None:
         """A change that ended a job frees a provider slot, and may have queued a callback."""
@@ -187,6 +185,7 @@ class Workers:
             asyncio.create_task(self._run(sweeper), name="sweeper"),
             asyncio.create_task(self._watch_webhooks(), name="webhook-watch"),
         ]
+        self._circuit_task = asyncio.create_task(self._follow_circuit(), name="circuit")
         log.info("workers started as %s", self.owner)
 
     async def stop(self, timeout: float | None = None) -> None:
@@ -196,6 +195,8 @@ class Workers:
             timeout = self.ctx.settings.stop_grace_seconds
         self._stopping.set()
         self._wake_submitter.set()
+        if self._circuit_task is not None:
+            self._circuit_task.cancel()
         if self._listener is not None:
             await self._listener.stop()
         if self._tasks:

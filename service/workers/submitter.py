@@ -10,16 +10,16 @@ from service.domain.jobs import Job
 from service.domain.requests import JobRequest
 from service.domain.tokens import make_token
 from service.provider.client import ProviderRejected, RetryableProviderError
-from service.workers.context import WorkContext
+from service.runtime.services import Runtime
 
 log = logging.getLogger("service.submitter")
 
 
-def webhook_url(ctx: WorkContext, job: Job) -> str:
+def webhook_url(ctx: Runtime, job: Job) -> str:
     return f"{ctx.settings.base_url}/webhooks/modelslab/{make_token(ctx.webhook_secret, job.id)}"
 
 
-async def submit_job(ctx: WorkContext, job: Job, owner: str) -> None:
+async def submit_job(ctx: Runtime, job: Job, owner: str) -> None:
     policy, apply = ctx.policy, ctx.record
     now = ctx.clock()
     if changes.is_past_deadline(job, now, policy):

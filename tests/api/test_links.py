@@ -28,7 +28,7 @@ async def _link(api: Api, headers: dict[str, str]) -> tuple[str, dict[str, str]]
 async def test_a_link_reads_its_job_events_without_a_key_until_it_expires(api: Api) -> None:
     headers = await api.key()
     assert api.ctx is not None
-    work = api.ctx.work
+    work = api.ctx.runtime
     before = work.clock()
     job_id, link = await _link(api, headers)
     url = urlsplit(link["url"])

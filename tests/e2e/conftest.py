@@ -76,7 +76,7 @@ async def service(db_url: str, live: LiveServer) -> AsyncIterator[Start]:
         await live.start(app)
         ctx = app.state.ctx
         raw, _ = await ctx.store.clients.create_key(
-            "team-a", ["jobs:write", "jobs:read"], ctx.work.clock()
+            "team-a", ["jobs:write", "jobs:read"], ctx.runtime.clock()
         )
         client = httpx.AsyncClient(base_url=live.url, timeout=10)
         clients.append(client)

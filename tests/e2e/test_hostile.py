@@ -179,7 +179,7 @@ async def start(db_url: str, live: LiveServer) -> AsyncIterator[Start]:
         settings = make_settings(db_url, host="127.0.0.1", port=live.port, **values)
         app = create_app(settings)
         await live.start(app)
-        store, clock = app.state.ctx.store, app.state.ctx.work.clock
+        store, clock = app.state.ctx.store, app.state.ctx.runtime.clock
 
         async def key(name: str, scopes: str) -> dict[str, str]:
             raw, _ = await store.clients.create_key(name, scopes.split(","), clock())

@@ -52,7 +52,7 @@ async def test_no_secret_reaches_logs_events_or_errors(
     try:
         store = app.state.ctx.store
         raw, whsec = await store.clients.create_key(
-            "team-a", ["jobs:write", "jobs:read"], app.state.ctx.work.clock()
+            "team-a", ["jobs:write", "jobs:read"], app.state.ctx.runtime.clock()
         )
         secrets += [raw, whsec or ""]
         headers = {"Authorization": f"Bearer {raw}"}

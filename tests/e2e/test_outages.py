@@ -124,7 +124,7 @@ async def running(
     await live.start(app)
     ctx = app.state.ctx
     raw, _ = await ctx.store.clients.create_key(
-        "team-a", ["jobs:write", "jobs:read"], ctx.work.clock()
+        "team-a", ["jobs:write", "jobs:read"], ctx.runtime.clock()
     )
     client = httpx.AsyncClient(base_url=live.url, timeout=10)
     try:
@@ -382,9 +382,9 @@ async def test_after_a_provider_outage_the_backlog_goes_at_once_and_no_job_fails
             await asyncio.sleep(1.5)
             during = await rig.create(4)  # arrive during the outage
             await asyncio.sleep(2.0)
-            assert rig.app.state.ctx.work.provider.circuit.state.value in ("open", "half_open")
+            assert rig.app.state.ctx.runtime.provider.circuit.state.value in ("open", "half_open")
             ops, _ = await rig.store.clients.create_key(
-                "ops", ["ops:read"], rig.app.state.ctx.work.clock()
+                "ops", ["ops:read"], rig.app.state.ctx.runtime.clock()
             )
             stats = await rig.client.get("/v1/stats", headers={"Authorization": f"Bearer {ops}"})
         finally:

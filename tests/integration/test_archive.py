@@ -23,9 +23,9 @@ from starlette.routing import Route
 from service.domain.jobs import Job
 from service.domain.states import JobStatus
 from service.provider.client import ModelsLabClient
+from service.runtime.services import Runtime
 from service.store import Store
 from service.store.objects import Objects
-from service.workers.context import WorkContext
 from service.workers.runner import Workers
 from tests.conftest import make_settings, now
 from tests.factories import processing_job, to
@@ -97,7 +97,7 @@ async def _rig(
     assert objects is not None
     provider = ModelsLabClient("http://127.0.0.1:9/api/v6", "k")
     store = Store(store.db, settings.archive_policy())  # outputs archived: a success queues it
-    workers = Workers(WorkContext(settings, store, provider, "s", objects=objects))
+    workers = Workers(Runtime(settings, store, provider, "s", objects=objects))
     await workers.start()
     yield Rig(store, images, f"{live.url}/img", workers, objects, root, principal.client_id)
     await workers.stop(timeout=2)

@@ -20,8 +20,8 @@ from starlette.routing import Route
 from service.domain.decisions import WebhookCall
 from service.domain.states import JobStatus
 from service.provider.client import ModelsLabClient
+from service.runtime.services import Runtime
 from service.store import Store
-from service.workers.context import WorkContext
 from service.workers.runner import Workers
 from tests.conftest import make_settings, now
 from tests.factories import processing_job, to
@@ -104,7 +104,7 @@ async def rig(store: Store, db_url: str, live: LiveServer) -> AsyncIterator[Rig]
         sweep_interval_seconds=60,
     )
     provider = ModelsLabClient("http://127.0.0.1:9/api/v6", "k")
-    workers = Workers(WorkContext(settings, store, provider, "s"))
+    workers = Workers(Runtime(settings, store, provider, "s"))
     await workers.start()
     yield Rig(store, receiver, f"{live.url}/hook", workers, principal.client_id, secret)
     await workers.stop(timeout=2)
@@ -311,7 +311,7 @@ async def test_a_callback_url_that_turns_private_is_not_called(
     await store.changes.apply_change(job, to(JobStatus.SUCCEEDED, output=("u",)), now())
     settings = make_settings(db_url, allow_private_callbacks=False, submit_idle_seconds=0.05)
     provider = ModelsLabClient("http://127.0.0.1:9/api/v6", "k")
-    workers = Workers(WorkContext(settings, store, provider, "s"))
+    workers = Workers(Runtime(settings, store, provider, "s"))
     await workers.start()
     try:
         for _ in range(100):

@@ -11,8 +11,8 @@ from service.app import create_app
 from service.domain.states import JobStatus
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
+from service.runtime.services import Runtime
 from service.store import Store
-from service.workers.context import WorkContext
 from service.workers.runner import Workers
 from tests.conftest import make_settings
 from tests.live import LiveServer
@@ -34,7 +34,7 @@ async def test_a_job_created_elsewhere_is_submitted_without_waiting_for_the_tick
     provider = ModelsLabClient(f"{live.url}/api/v6", "k")
     workers = None
     if not sqlite:
-        workers = Workers(WorkContext(settings, Store(store.db), provider, "s"))
+        workers = Workers(Runtime(settings, Store(store.db), provider, "s"))
         await workers.start()
         assert workers._listener is not None
         await asyncio.wait_for(workers._listener.connected.wait(), 5)
@@ -42,10 +42,10 @@ async def test_a_job_created_elsewhere_is_submitted_without_waiting_for_the_tick
     try:
         async with api_app.router.lifespan_context(api_app):
             if sqlite:
-                api_app.state.ctx.work.provider = provider
+                api_app.state.ctx.runtime.provider = provider
             await asyncio.sleep(0.1)
             raw, _ = await store.clients.create_key(
-                "a", ["jobs:write", "jobs:read"], api_app.state.ctx.work.clock()
+                "a", ["jobs:write", "jobs:read"], api_app.state.ctx.runtime.clock()
             )
             transport = httpx.ASGITransport(app=api_app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -12,9 +12,9 @@ import pytest
 from service.domain.states import JobStatus
 from service.provider.client import ModelsLabClient
 from service.provider.simulator import Simulator, SimulatorConfig
+from service.runtime.polling import poll_job
+from service.runtime.services import Runtime
 from service.store import Store
-from service.workers.context import WorkContext
-from service.workers.poller import poll_job
 from service.workers.runner import Workers
 from service.workers.submitter import submit_job
 from tests.conftest import make_settings, now
@@ -24,7 +24,7 @@ from tests.live import BlackHole, LiveServer, free_port
 
 @dataclass
 class Rig:
-    ctx: WorkContext
+    ctx: Runtime
     sim: Simulator
     client: int
 
@@ -48,7 +48,7 @@ async def make_rig(
         poll_backoff_base_seconds=0.2,
     )
     provider = ModelsLabClient(base or f"{live.url}/api/v6", key, timeout_seconds=2)
-    ctx = WorkContext(settings=settings, store=store, provider=provider, webhook_secret="s")
+    ctx = Runtime(settings=settings, store=store, provider=provider, webhook_secret="s")
     return Rig(ctx, simulator, await client_id(store))
 
 

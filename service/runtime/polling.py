@@ -10,14 +10,14 @@ from service.domain import changes
 from service.domain.changes import Change, Note
 from service.domain.jobs import Job
 from service.provider.client import ProviderError, RetryableProviderError
+from service.runtime.services import Runtime
 from service.store.changes import Applied
-from service.workers.context import WorkContext
 
 log = logging.getLogger("service.poller")
 
 
 async def poll_job(
-    ctx: WorkContext,
+    ctx: Runtime,
     job: Job,
     owner: str,
     source: str = "sweeper",

@@ -1,4 +1,6 @@
-"""What every worker needs, built once per process."""
+"""The services the API and the workers share, built once per process by the composition
+root: `Runtime` (settings, clock, store, provider, output store, secrets), and what the API
+may ask of the workers running beside it (`Wakes`)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from service.clock import utcnow
 from service.domain.changes import Change, Policy
 from service.domain.jobs import Job
+from service.domain.wakeups import Wake
 from service.provider.client import ModelsLabClient
 from service.settings import Settings
 from service.store import Store
@@ -22,12 +26,29 @@ from service.store.health import HEALTH, unavailable
 from service.store.objects import Objects
 
 
+class Wakes(Protocol):
+    """The workers of this process, as the API reaches them (other replicas hear NOTIFYs)."""
+
+    @property
+    def alive(self) -> bool:
+        """Every background loop still running (the liveness probe)."""
+        ...
+
+    def wake(self, cause: Wake | None = None) -> None:
+        """Start the loops that `cause` concerns now, instead of at their next idle tick."""
+        ...
+
+    def finished(self, applied: Applied) -> None:
+        """A change that may have ended a job: a provider slot, a callback, an archive."""
+        ...
+
+
 def new_owner(role: str) -> str:
     return f"{role}:{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
-class WorkContext:
+class Runtime:
     settings: Settings
     store: Store
     provider: ModelsLabClient

@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from service.runtime.services import new_owner
 from service.store import Store
 from service.store.listener import Listener
 from service.store.queries import WATCH_CHANNEL
 from service.store.watching import Mark
-from service.workers.context import new_owner
 
 log = logging.getLogger("service.watchers")
 
